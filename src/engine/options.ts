@@ -1,0 +1,115 @@
+/**
+ * Engine options and their command-line flags (named as vLLM names them), shared by every command that
+ * starts an engine (`serve`, `generate`, `chat`, `bench`).
+ */
+import { fileURLToPath } from "node:url";
+import type { Command } from "commander";
+
+export type SchedulerPolicy = "continuous" | "static" | "naive";
+
+export interface EngineOptions {
+  /** Model folder (HF format). */
+  model: string;
+  /** Name reported by /v1/models (default: folder name). */
+  servedModelName?: string;
+  /** "auto" = native CPU when the addon loads, else reference. */
+  backend: "auto" | "cpu" | "reference";
+  threads?: number;
+  quantization: "none" | "int8" | "int4";
+  kvCacheDtype: "auto" | "int8";
+  blockSize: number;
+  /** KV cache budget in bytes. */
+  kvCacheMemory: number;
+  maxNumSeqs: number;
+  maxNumBatchedTokens: number;
+  /** 0 = the model's max_position_embeddings. */
+  maxModelLen: number;
+  enablePrefixCaching: boolean;
+  scheduler: SchedulerPolicy;
+  /** Default max_tokens when a request gives none. */
+  defaultMaxTokens: number;
+}
+
+/** The bundled default model. */
+export const DEFAULT_MODEL = fileURLToPath(new URL("../../models/tiny-llama", import.meta.url));
+
+export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
+  model: DEFAULT_MODEL,
+  backend: "auto",
+  quantization: "none",
+  kvCacheDtype: "auto",
+  blockSize: 16,
+  kvCacheMemory: 256 * 1024 * 1024,
+  maxNumSeqs: 64,
+  maxNumBatchedTokens: 2048,
+  maxModelLen: 0,
+  enablePrefixCaching: true,
+  scheduler: "continuous",
+  defaultMaxTokens: 256,
+};
+
+function intArg(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got "${v}"`);
+    return n;
+  };
+}
+
+/** Parses sizes like 536870912, 512MiB, 2GB, 1.5G. */
+export function parseBytes(v: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)$/i.exec(v.trim());
+  if (!m) throw new Error(`not a size: "${v}" (use bytes or a suffix like 512MiB, 2GB)`);
+  const mult = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[m[2].toLowerCase()] ?? 1;
+  return Math.floor(Number(m[1]) * mult);
+}
+
+/** Adds the engine flags to a command. */
+export function addEngineFlags(cmd: Command): Command {
+  const d = DEFAULT_ENGINE_OPTIONS;
+  return cmd
+    .option("--model <dir>", "model folder (Hugging Face format)", d.model)
+    .option("--served-model-name <name>", "model name reported by the API (default: folder name)")
+    .option("--backend <name>", "auto | cpu | reference", d.backend)
+    .option("--threads <n>", "compute threads for the cpu backend (default: all cores)", intArg("--threads"))
+    .option("--quantization <q>", "weight quantization: none | int8 | int4", d.quantization)
+    .option("--kv-cache-dtype <t>", "auto | int8", d.kvCacheDtype)
+    .option("--block-size <n>", "tokens per KV cache block", intArg("--block-size"), d.blockSize)
+    .option("--kv-cache-memory <bytes>", "KV cache budget (bytes, or 512MiB, 2GB…)", parseBytes, d.kvCacheMemory)
+    .option("--max-num-seqs <n>", "most sequences in one step", intArg("--max-num-seqs"), d.maxNumSeqs)
+    .option(
+      "--max-num-batched-tokens <n>",
+      "token budget of one step",
+      intArg("--max-num-batched-tokens"),
+      d.maxNumBatchedTokens,
+    )
+    .option("--max-model-len <n>", "context length (default: the model's)", intArg("--max-model-len"), d.maxModelLen)
+    .option("--no-enable-prefix-caching", "turn automatic prefix caching off")
+    .option("--scheduler <policy>", "continuous | static | naive (baselines)", d.scheduler)
+    .option("--default-max-tokens <n>", "max_tokens when a request gives none", intArg("--default-max-tokens"), d.defaultMaxTokens);
+}
+
+/** Reads the engine flags back from commander's parsed options. */
+export function engineOptionsFrom(o: Record<string, unknown>): EngineOptions {
+  const pick = <T extends string>(name: string, v: unknown, allowed: readonly T[]): T => {
+    if (!allowed.includes(v as T)) throw new Error(`${name} must be one of ${allowed.join(", ")}, got "${String(v)}"`);
+    return v as T;
+  };
+  const d = DEFAULT_ENGINE_OPTIONS;
+  return {
+    model: String(o.model ?? d.model),
+    servedModelName: o.servedModelName ? String(o.servedModelName) : undefined,
+    backend: pick("--backend", o.backend ?? d.backend, ["auto", "cpu", "reference"] as const),
+    threads: typeof o.threads === "number" && o.threads > 0 ? o.threads : undefined,
+    quantization: pick("--quantization", o.quantization ?? d.quantization, ["none", "int8", "int4"] as const),
+    kvCacheDtype: pick("--kv-cache-dtype", o.kvCacheDtype ?? d.kvCacheDtype, ["auto", "int8"] as const),
+    blockSize: Number(o.blockSize ?? d.blockSize),
+    kvCacheMemory: Number(o.kvCacheMemory ?? d.kvCacheMemory),
+    maxNumSeqs: Number(o.maxNumSeqs ?? d.maxNumSeqs),
+    maxNumBatchedTokens: Number(o.maxNumBatchedTokens ?? d.maxNumBatchedTokens),
+    maxModelLen: Number(o.maxModelLen ?? d.maxModelLen),
+    enablePrefixCaching: o.enablePrefixCaching !== false,
+    scheduler: pick("--scheduler", o.scheduler ?? d.scheduler, ["continuous", "static", "naive"] as const),
+    defaultMaxTokens: Number(o.defaultMaxTokens ?? d.defaultMaxTokens),
+  };
+}
