@@ -119,11 +119,7 @@ export class ReferenceBackend implements Backend {
     const b = bias ? w(bias) : null;
     for (let r = 0; r < rows; r++) {
       for (let j = 0; j < n; j++) {
-        let acc = 0;
-        const wo = j * k;
-        const ao = r * k;
-        for (let i = 0; i < k; i++) acc += a[ao + i] * wt[wo + i];
-        o[r * n + j] = b ? acc + b[j] : acc;
+        o[r * n + j] = dot(a, r * k, wt, j * k, k) + (b ? b[j] : 0);
       }
     }
   }
@@ -293,6 +289,19 @@ function normRows(
       }
     }
   }
+}
+
+/** Σ x[xo+i]·y[yo+i] for i < n, in double precision. */
+function dot(x: Float32Array, xo: number, y: Float32Array, yo: number, n: number): number {
+  let a0 = 0;
+  let a1 = 0;
+  let i = 0;
+  for (; i + 1 < n; i += 2) {
+    a0 += x[xo + i] * y[yo + i];
+    a1 += x[xo + i + 1] * y[yo + i + 1];
+  }
+  if (i < n) a0 += x[xo + i] * y[yo + i];
+  return a0 + a1;
 }
 
 function silu(x: number): number {
