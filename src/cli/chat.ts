@@ -1,7 +1,6 @@
 /** `loom chat`: an interactive multi-turn chat on the terminal. */
 import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
-import { createEngine } from "../engine/engine-client.ts";
 import { addEngineFlags, engineOptionsFrom } from "../engine/options.ts";
 import type { ChatMessage } from "../engine/types.ts";
 import { addSamplingFlags, samplingFrom } from "./sampling-flags.ts";
@@ -13,6 +12,7 @@ export function registerChat(program: Command): void {
     .option("--system <text>", "system message");
   addSamplingFlags(cmd);
   addEngineFlags(cmd).action(async (o) => {
+    const { createEngine } = await import("../engine/engine-client.ts");
     const engine = await createEngine(engineOptionsFrom(o), { info() {}, warn: (m) => console.error(`warning: ${m}`) });
     const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY });
     const history: ChatMessage[] = o.system ? [{ role: "system", content: o.system }] : [];

@@ -1,6 +1,5 @@
 /** `loom generate "prompt"`: stream one completion to stdout. */
 import type { Command } from "commander";
-import { createEngine } from "../engine/engine-client.ts";
 import { addEngineFlags, engineOptionsFrom } from "../engine/options.ts";
 import type { Prompt } from "../engine/types.ts";
 import { addSamplingFlags, samplingFrom } from "./sampling-flags.ts";
@@ -14,6 +13,7 @@ export function registerGenerate(program: Command): void {
     .option("--system <text>", "system message (with --chat)");
   addSamplingFlags(cmd);
   addEngineFlags(cmd).action(async (prompt: string, o) => {
+    const { createEngine } = await import("../engine/engine-client.ts");
     const engine = await createEngine(engineOptionsFrom(o), { info() {}, warn: (m) => console.error(`warning: ${m}`) });
     try {
       const p: Prompt = o.chat
