@@ -39,6 +39,7 @@ export class EngineCore {
   #promptTokens = 0;
   #generationTokens = 0;
   #steps = 0;
+  #computedTokens = 0;
   readonly #finished: Record<string, number> = {};
 
   constructor(
@@ -76,7 +77,7 @@ export class EngineCore {
     if (!req) return [];
     const seqs = this.scheduler.abortRequest(requestId);
     this.#requests.delete(requestId);
-    return seqs.map((s) => this.#finalDelta(s, "abort"));
+    return seqs.map((s) => this.#endDelta(s, "abort"));
   }
 
   /** Finishes one sequence early (the client saw a stop string). */
@@ -101,8 +102,11 @@ export class EngineCore {
   /** Runs one iteration; returns the deltas of every sequence that produced a token or finished. */
   step(): SeqDelta[] {
     const plan = this.scheduler.schedule();
-    if (plan.items.length === 0) return [];
+    // Sequences that can never fit the pool end with "length" (only when the pool is smaller than max_model_len).
+    const capacityFinished = plan.finished.map((seq) => this.#endDelta(seq, "length"));
+    if (plan.items.length === 0) return capacityFinished;
     this.#steps++;
+    this.#computedTokens += plan.numTokens;
     const { logits, samplers } = this.runner.execute(plan);
     const V = this.model.config.vocabSize;
     const sampled = new Map<Sequence, number>();
@@ -110,10 +114,10 @@ export class EngineCore {
     for (let i = 0; i < samplers.length; i++) {
       const seq = samplers[i];
       const row = logits.subarray(i * V, (i + 1) * V);
-      const req = seq.request;
-      if (req.params.n > 1 && req.sequences.length === 1) {
+      const forks = this.scheduler.numForksDue(seq);
+      if (forks > 0) {
         // First token of an n > 1 request: fork the prefilled prompt into n sequences that share its blocks.
-        const children = this.scheduler.fork(seq, req.params.n - 1);
+        const children = this.scheduler.fork(seq, forks);
         for (const child of children) {
           this.#forkRow.set(row);
           this.#sampleInto(child, this.#forkRow, sampled, results);
@@ -122,7 +126,7 @@ export class EngineCore {
       this.#sampleInto(seq, row, sampled, results);
     }
     const finished = this.scheduler.update(plan, sampled);
-    const deltas: SeqDelta[] = [];
+    const deltas: SeqDelta[] = capacityFinished;
     for (const [seq, token] of sampled) {
       const res = results.get(seq)!;
       const req = seq.request;
@@ -166,6 +170,7 @@ export class EngineCore {
       generationTokens: this.#generationTokens,
       finished: { ...this.#finished },
       steps: this.#steps,
+      computedTokens: this.#computedTokens,
     };
   }
 
@@ -195,8 +200,10 @@ export class EngineCore {
     return params.stopTokenIds.includes(token) || (!params.ignoreEos && this.#eos.includes(token));
   }
 
-  #finalDelta(seq: Sequence, reason: FinishReason): SeqDelta {
+  /** The last delta of a sequence that ended without a new token. */
+  #endDelta(seq: Sequence, reason: FinishReason): SeqDelta {
     this.#count(reason);
+    this.#forgetIfDone(seq.request);
     return {
       requestId: seq.request.id,
       index: seq.index,

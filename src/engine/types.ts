@@ -102,6 +102,8 @@ export interface EngineStats {
   /** Requests finished, by reason. */
   finished: Record<string, number>;
   steps: number;
+  /** Tokens run through the model (prompt chunks, recomputation and decode), for prefix-cache accounting. */
+  computedTokens: number;
 }
 
 export interface EngineInfo {
