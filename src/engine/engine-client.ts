@@ -95,19 +95,23 @@ export class EngineClient implements Engine {
     const worker = new Worker(new URL("./core-worker.mjs", import.meta.url), {
       workerData: { opts } satisfies CoreWorkerData,
     });
+    // Only our own listeners may be removed afterwards: Worker keeps internal ones (removeAllListeners breaks it).
+    let onMessage: (m: FromCore) => void = () => {};
+    let onError: (e: Error) => void = () => {};
+    let onExit: (code: number) => void = () => {};
     const ready = await new Promise<Extract<FromCore, { type: "ready" }>>((resolve, reject) => {
-      const onMessage = (m: FromCore) => {
+      onMessage = (m: FromCore) => {
         if (m.type === "ready") resolve(m);
         else if (m.type === "initError") reject(new Error(m.message));
       };
-      worker.on("message", onMessage);
-      worker.once("error", reject);
-      worker.once("exit", (code) => reject(new Error(`engine thread exited with code ${code} while starting`)));
+      onError = reject;
+      onExit = (code) => reject(new Error(`engine thread exited with code ${code} while starting`));
+      worker.on("message", onMessage).on("error", onError).on("exit", onExit);
     }).catch(async (e) => {
       await worker.terminate();
       throw e;
     });
-    worker.removeAllListeners();
+    worker.off("message", onMessage).off("error", onError).off("exit", onExit);
     if (ready.warning) (log ?? console).warn(ready.warning);
     return new EngineClient(ready.info, tokenizer, worker, opts);
   }
