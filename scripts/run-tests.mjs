@@ -15,5 +15,7 @@ function collect(dir, out) {
 
 const filter = process.argv[2];
 const files = [...collect("src", []), ...collect("test", [])].filter((f) => !filter || f.includes(filter)).sort();
-const result = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=2", ...files], { stdio: "inherit" });
+const result = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=2", ...files], {
+  stdio: "inherit",
+});
 process.exit(result.status ?? 1);

@@ -121,7 +121,16 @@ export interface Backend {
   /** out[r] = rmsnorm(x[r]) * (w or 1 + w) over `dim`, for `rows` rows. out may alias x. */
   rmsNorm(out: Buf, x: Buf, w: Weight, rows: number, dim: number, eps: number, plusOne: boolean): void;
   /** residual += x; out = rmsnorm(residual) — the fused residual-add-then-norm of every block. */
-  addRmsNorm(out: Buf, residual: Buf, x: Buf, w: Weight, rows: number, dim: number, eps: number, plusOne: boolean): void;
+  addRmsNorm(
+    out: Buf,
+    residual: Buf,
+    x: Buf,
+    w: Weight,
+    rows: number,
+    dim: number,
+    eps: number,
+    plusOne: boolean,
+  ): void;
   /** out[rows, N] = x[rows, K] · Wᵀ (+ bias[N]). */
   matmul(out: Buf, x: Buf, w: Weight, bias: Weight | null, rows: number): void;
   /** a += b over n elements. */

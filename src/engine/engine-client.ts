@@ -5,7 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { Worker } from "node:worker_threads";
-import { ParamError, normalizeSamplingParams } from "../sampler/params.ts";
+import { normalizeSamplingParams, ParamError } from "../sampler/params.ts";
 import { StopStringMatcher } from "../sampler/stop-strings.ts";
 import { RequestRejectedError } from "../scheduler/scheduler.ts";
 import { IncrementalDetokenizer } from "../tokenizer/incremental-detokenizer.ts";
@@ -136,7 +136,11 @@ export class EngineClient implements Engine {
     return this.tokenizer.encode(prompt.text);
   }
 
-  generate(prompt: Prompt, params: Partial<SamplingParams>, opts: GenerateOptions = {}): AsyncIterable<GenerationDelta> {
+  generate(
+    prompt: Prompt,
+    params: Partial<SamplingParams>,
+    opts: GenerateOptions = {},
+  ): AsyncIterable<GenerationDelta> {
     const promptIds = this.tokenize(prompt);
     const maxModelLen = this.info.maxModelLen;
     if (promptIds.length === 0) throw new ParamError("prompt", "the prompt is empty");

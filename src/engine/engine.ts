@@ -3,14 +3,7 @@
  * `EngineClient` (engine-client.ts) implements it over an engine core running on its own thread.
  */
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
-import type {
-  EngineInfo,
-  EngineStats,
-  GenerateOptions,
-  GenerationDelta,
-  Prompt,
-  SamplingParams,
-} from "./types.ts";
+import type { EngineInfo, EngineStats, GenerateOptions, GenerationDelta, Prompt, SamplingParams } from "./types.ts";
 
 export interface Engine {
   readonly info: EngineInfo;

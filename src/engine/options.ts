@@ -86,7 +86,12 @@ export function addEngineFlags(cmd: Command): Command {
     .option("--max-model-len <n>", "context length (default: the model's)", intArg("--max-model-len"), d.maxModelLen)
     .option("--no-enable-prefix-caching", "turn automatic prefix caching off")
     .option("--scheduler <policy>", "continuous | static | naive (baselines)", d.scheduler)
-    .option("--default-max-tokens <n>", "max_tokens when a request gives none", intArg("--default-max-tokens"), d.defaultMaxTokens);
+    .option(
+      "--default-max-tokens <n>",
+      "max_tokens when a request gives none",
+      intArg("--default-max-tokens"),
+      d.defaultMaxTokens,
+    );
 }
 
 /** Reads the engine flags back from commander's parsed options. */

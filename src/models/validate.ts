@@ -57,7 +57,7 @@ export function readRefFile(path: string): RefFile {
 }
 
 /** Builds step metadata for `ids` of one sequence whose blocks are 0..n-1 and which has `cached` tokens in cache. */
-function contiguousStep(ids: number[], cached: number, blockSize: number, maxBlocks: number): StepMeta {
+function contiguousStep(ids: number[], cached: number, maxBlocks: number): StepMeta {
   const T = ids.length;
   const positions = Int32Array.from({ length: T }, (_, i) => cached + i);
   const blockTables = Int32Array.from({ length: maxBlocks }, (_, i) => i);
@@ -87,7 +87,7 @@ export function validateCase(
   const total = T + c.greedy_ids.length;
   if (total > numBlocks * blockSize) throw new Error(`case ${c.name} needs ${total} KV slots`);
   const allRows = Int32Array.from({ length: T }, (_, i) => i);
-  const logits = graph.forward(contiguousStep(c.prompt_ids, 0, blockSize, numBlocks), allRows);
+  const logits = graph.forward(contiguousStep(c.prompt_ids, 0, numBlocks), allRows);
   const K = ref.topIds.length / T;
   let maxTop = 0;
   let maxLse = 0;
@@ -115,7 +115,7 @@ export function validateCase(
     }
     matched++;
     if (i + 1 === c.greedy_ids.length) break;
-    const out = graph.forward(contiguousStep([next], T + i, blockSize, numBlocks), lastRow);
+    const out = graph.forward(contiguousStep([next], T + i, numBlocks), lastRow);
     next = argmax(out);
   }
   const pass = maxTop <= tolerance && maxLse <= tolerance && greedy !== "mismatch";

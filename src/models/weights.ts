@@ -68,7 +68,11 @@ export function loadWeights(
       );
     }
     if (info.dtype === "i32") {
-      throw new ModelFileError(`${info.file}: tensor ${name} is int32; weights must be F32, F16 or BF16`, info.file, name);
+      throw new ModelFileError(
+        `${info.file}: tensor ${name} is int32; weights must be F32, F16 or BF16`,
+        info.file,
+        name,
+      );
     }
     return st.read(name) as HostTensor;
   };
@@ -121,8 +125,6 @@ export function loadWeights(
   }
   const embedHost = read("model.embed_tokens.weight", [cfg.vocabSize, hid]);
   const embed = backend.weight(embedHost, storage);
-  const lmHead = cfg.tieWordEmbeddings
-    ? embed
-    : backend.weight(read("lm_head.weight", [cfg.vocabSize, hid]), storage);
+  const lmHead = cfg.tieWordEmbeddings ? embed : backend.weight(read("lm_head.weight", [cfg.vocabSize, hid]), storage);
   return { embed, layers, finalNorm: vec("model.norm.weight", hid), lmHead };
 }

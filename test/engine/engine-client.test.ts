@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { PromptTooLongError } from "../../src/engine/engine.ts";
-import { type EngineClient, createEngine } from "../../src/engine/engine-client.ts";
+import { createEngine, type EngineClient } from "../../src/engine/engine-client.ts";
 import { DEFAULT_ENGINE_OPTIONS } from "../../src/engine/options.ts";
 import { ParamError } from "../../src/sampler/params.ts";
 
