@@ -6,7 +6,11 @@ import { basename, resolve } from "node:path";
 import type { KvDType } from "../backends/backend.ts";
 import { selectBackend } from "../backends/select.ts";
 import { loadConfig } from "../models/config.ts";
-import { kvBytesPerToken, loadModel } from "../models/model.ts";
+import { kvBytesPerToken, type LoadedModel, loadModel } from "../models/model.ts";
+import { describeSpec, resolveSpecConfig } from "../spec/config.ts";
+import { DraftProposer } from "../spec/draft-proposer.ts";
+import { NgramProposer } from "../spec/ngram-proposer.ts";
+import { SpeculativeDecoder } from "../spec/spec-decoder.ts";
 import { EngineCore } from "./engine-core.ts";
 import type { EngineOptions } from "./options.ts";
 import type { EngineInfo } from "./types.ts";
@@ -24,7 +28,19 @@ export async function buildCore(opts: EngineOptions): Promise<BuiltCore> {
   const kvDtype: KvDType = opts.kvCacheDtype === "int8" ? "int8" : "f32";
   // int8 entries carry one f32 scale per (token, head): ~1 byte + 4/headDim per element.
   const bytesPerElement = kvDtype === "int8" ? 1 + 4 / cfg.headDim : 4;
-  const blockBytes = kvBytesPerToken(cfg, bytesPerElement) * opts.blockSize;
+  const spec = resolveSpecConfig(opts);
+  // A draft model keeps its own KV pool with the same block ids: each block costs both models' bytes.
+  const draftCfg = spec?.draftModel ? loadConfig(spec.draftModel) : null;
+  if (draftCfg !== null && draftCfg.vocabSize !== cfg.vocabSize) {
+    throw new Error(
+      `--speculative-model ${spec!.draftModel}: vocabulary of ${draftCfg.vocabSize} tokens, the model has ${cfg.vocabSize}; ` +
+        "a draft model must share the target's tokenizer",
+    );
+  }
+  const draftBytesPerElement = draftCfg !== null && kvDtype === "int8" ? 1 + 4 / draftCfg.headDim : 4;
+  const blockBytes =
+    (kvBytesPerToken(cfg, bytesPerElement) + (draftCfg ? kvBytesPerToken(draftCfg, draftBytesPerElement) : 0)) *
+    opts.blockSize;
   const numBlocks = Math.floor(opts.kvCacheMemory / blockBytes);
   if (numBlocks < 2) {
     throw new Error(
@@ -42,15 +58,44 @@ export async function buildCore(opts: EngineOptions): Promise<BuiltCore> {
     storage,
     kvDtype,
   });
-  const core = new EngineCore(model, {
-    maxNumSeqs: opts.maxNumSeqs,
-    maxNumBatchedTokens,
-    maxModelLen,
-    blockSize: opts.blockSize,
-    numBlocks,
-    enablePrefixCaching: opts.enablePrefixCaching && opts.scheduler !== "naive",
-    policy: opts.scheduler,
-  });
+  let draft: LoadedModel | null = null;
+  let decoder: SpeculativeDecoder | null = null;
+  if (spec !== null) {
+    const eos = model.config.eosTokenIds;
+    let proposer: DraftProposer | NgramProposer;
+    if (spec.method === "draft") {
+      draft = loadModel(spec.draftModel!, backend, {
+        maxTokens: maxNumBatchedTokens,
+        numBlocks,
+        blockSize: opts.blockSize,
+        storage,
+        kvDtype,
+      });
+      const limits = {
+        maxTokens: maxNumBatchedTokens,
+        maxSeqs: opts.maxNumSeqs,
+        maxModelLen,
+        blockSize: opts.blockSize,
+      };
+      proposer = new DraftProposer(draft.graph, limits, eos, draft.name);
+    } else {
+      proposer = new NgramProposer(spec.ngramMin, spec.ngramMax);
+    }
+    decoder = new SpeculativeDecoder(spec, proposer, cfg.vocabSize, eos);
+  }
+  const core = new EngineCore(
+    model,
+    {
+      maxNumSeqs: opts.maxNumSeqs,
+      maxNumBatchedTokens,
+      maxModelLen,
+      blockSize: opts.blockSize,
+      numBlocks,
+      enablePrefixCaching: opts.enablePrefixCaching && opts.scheduler !== "naive",
+      policy: opts.scheduler,
+    },
+    decoder,
+  );
   const info: EngineInfo = {
     modelName: opts.servedModelName ?? basename(resolve(opts.model)),
     modelDir: resolve(opts.model),
@@ -63,5 +108,6 @@ export async function buildCore(opts: EngineOptions): Promise<BuiltCore> {
     vocabSize: cfg.vocabSize,
     scheduler: opts.scheduler,
   };
+  if (spec !== null) info.speculative = describeSpec(spec, draft?.name);
   return { core, info, warning };
 }

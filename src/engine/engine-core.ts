@@ -8,6 +8,7 @@ import { Rng } from "../sampler/rng.ts";
 import { type SampleResult, Sampler } from "../sampler/sampler.ts";
 import { Scheduler, type SchedulerConfig } from "../scheduler/scheduler.ts";
 import { Request, type Sequence } from "../scheduler/sequence.ts";
+import type { SpeculativeDecoder } from "../spec/spec-decoder.ts";
 import { ModelRunner } from "./model-runner.ts";
 import type { EngineStats, FinishReason, SamplingParams, SeqDelta, TokenLogprob } from "./types.ts";
 
@@ -21,6 +22,16 @@ export interface CoreRequest {
 }
 
 export type CoreConfig = Omit<SchedulerConfig, "eosTokenIds">;
+
+/** A speculating sequence's verified run during one step. */
+interface SpecRun {
+  run: number[];
+  logprobs: TokenLogprob[] | null;
+  accepted: number;
+  proposed: number;
+  /** seq.tokenIds.length before update appended the run. */
+  before: number;
+}
 
 /** Mixes a request seed and a sequence index into one 32-bit seed (n > 1 siblings must differ). */
 function seqSeed(seed: number, index: number): number {
@@ -36,16 +47,20 @@ export class EngineCore {
   readonly #eos: number[];
   readonly #requests = new Map<string, Request>();
   readonly #forkRow: Float32Array;
+  readonly #spec: SpeculativeDecoder | null;
   #promptTokens = 0;
   #generationTokens = 0;
   #steps = 0;
   #computedTokens = 0;
   readonly #finished: Record<string, number> = {};
 
+  /** `spec`: speculative decoding (a draft model or n-gram proposer); null = off. */
   constructor(
     readonly model: LoadedModel,
     readonly config: CoreConfig,
+    spec: SpeculativeDecoder | null = null,
   ) {
+    this.#spec = spec;
     this.#eos = model.config.eosTokenIds;
     this.scheduler = new Scheduler({ ...config, eosTokenIds: this.#eos });
     this.runner = new ModelRunner(model.graph, {
@@ -101,19 +116,38 @@ export class EngineCore {
 
   /** Runs one iteration; returns the deltas of every sequence that produced a token or finished. */
   step(): SeqDelta[] {
-    const plan = this.scheduler.schedule();
+    const spec = this.#spec;
+    const plan = this.scheduler.schedule(spec === null ? 0 : spec.numSpecTokens(this.scheduler.numRunning));
     // Sequences that can never fit the pool end with "length" (only when the pool is smaller than max_model_len).
     const capacityFinished = plan.finished.map((seq) => this.#endDelta(seq, "length"));
     if (plan.items.length === 0) return capacityFinished;
     this.#steps++;
-    this.#computedTokens += plan.numTokens;
-    const { logits, samplers } = this.runner.execute(plan);
+    let draftProbs: (Float64Array | null)[] | null = null;
+    if (spec !== null) {
+      for (const it of plan.items) if (it.numSpecTokens > 0) this.#rngOf(it.seq);
+      draftProbs = spec.propose(plan);
+    }
+    for (const it of plan.items) this.#computedTokens += it.numNewTokens + it.specTokenIds.length;
+    const { logits, samplers, rowStart } = this.runner.execute(plan);
     const V = this.model.config.vocabSize;
-    const sampled = new Map<Sequence, number>();
+    const sampled = new Map<Sequence, number | number[]>();
     const results = new Map<Sequence, SampleResult>();
-    for (let i = 0; i < samplers.length; i++) {
-      const seq = samplers[i];
-      const row = logits.subarray(i * V, (i + 1) * V);
+    const runs = new Map<Sequence, SpecRun>();
+    let i = -1;
+    for (let itemIdx = 0; itemIdx < plan.items.length; itemIdx++) {
+      const item = plan.items[itemIdx];
+      if (!item.sample) continue;
+      const seq = samplers[++i];
+      if (spec !== null && item.specTokenIds.length > 0) {
+        const run: number[] = [];
+        const logprobs: TokenLogprob[] | null = seq.request.params.logprobs === null ? null : [];
+        const rows = logits.subarray(rowStart[i] * V, rowStart[i + 1] * V);
+        const accepted = spec.verify(seq, item, rows, draftProbs![itemIdx], run, logprobs);
+        runs.set(seq, { run, logprobs, accepted, proposed: item.specTokenIds.length, before: seq.tokenIds.length });
+        sampled.set(seq, run);
+        continue;
+      }
+      const row = logits.subarray(rowStart[i] * V, (rowStart[i] + 1) * V);
       const forks = this.scheduler.numForksDue(seq);
       if (forks > 0) {
         // First token of an n > 1 request: fork the prefilled prompt into n sequences that share its blocks.
@@ -127,26 +161,39 @@ export class EngineCore {
     }
     const finished = this.scheduler.update(plan, sampled);
     const deltas: SeqDelta[] = capacityFinished;
-    for (const [seq, token] of sampled) {
-      const res = results.get(seq)!;
+    for (const [seq, value] of sampled) {
       const req = seq.request;
-      const logprobs: TokenLogprob[] | null =
-        req.params.logprobs === null ? null : [{ token, logprob: res.logprob, top: res.top ?? [] }];
+      let tokenIds: number[];
+      let logprobs: TokenLogprob[] | null;
+      const sr = runs.get(seq);
+      if (sr !== undefined) {
+        // A stop inside the run dropped the tokens after it.
+        const appended = seq.tokenIds.length - sr.before;
+        tokenIds = sr.run.slice(0, appended);
+        logprobs = sr.logprobs === null ? null : sr.logprobs.slice(0, appended);
+        spec!.settle(seq, sr.accepted, sr.proposed);
+      } else {
+        const token = value as number;
+        const res = results.get(seq)!;
+        tokenIds = [token];
+        logprobs = req.params.logprobs === null ? null : [{ token, logprob: res.logprob, top: res.top ?? [] }];
+      }
+      const last = tokenIds[tokenIds.length - 1];
       const delta: SeqDelta = {
         requestId: req.id,
         index: seq.index,
-        tokenIds: [token],
+        tokenIds,
         logprobs,
         finishReason: seq.status === "finished" ? seq.finishReason : null,
         numPromptTokens: req.promptTokenIds.length,
       };
-      if (seq.numOutputTokens === 1) delta.numCachedTokens = req.numCachedTokens;
-      if (delta.finishReason === "stop" && token !== undefined && this.#isStopToken(req.params, token)) {
-        delta.stopTokenId = token;
+      if (seq.numOutputTokens === tokenIds.length) delta.numCachedTokens = req.numCachedTokens;
+      if (delta.finishReason === "stop" && last !== undefined && this.#isStopToken(req.params, last)) {
+        delta.stopTokenId = last;
       }
       deltas.push(delta);
+      this.#generationTokens += tokenIds.length;
     }
-    this.#generationTokens += sampled.size;
     for (const seq of finished) {
       this.#count(seq.finishReason ?? "stop");
       this.#forgetIfDone(seq.request);
@@ -171,23 +218,32 @@ export class EngineCore {
       finished: { ...this.#finished },
       steps: this.#steps,
       computedTokens: this.#computedTokens,
+      specProposedTokens: this.#spec?.stats.proposed ?? 0,
+      specAcceptedTokens: this.#spec?.stats.accepted ?? 0,
+      specSteps: this.#spec?.stats.steps ?? 0,
+      specAcceptedPerPosition: this.#spec ? [...this.#spec.stats.acceptedPerPosition] : [],
     };
+  }
+
+  /** The sequence's sampling rng, created on first use (seeded requests: from seed and index). */
+  #rngOf(seq: Sequence): Rng {
+    if (!seq.rng) {
+      const seed = seq.request.params.seed;
+      seq.rng = seed === null ? Rng.random() : new Rng(seqSeed(seed, seq.index));
+    }
+    return seq.rng as Rng;
   }
 
   #sampleInto(
     seq: Sequence,
     row: Float32Array,
-    sampled: Map<Sequence, number>,
+    sampled: Map<Sequence, number | number[]>,
     results: Map<Sequence, SampleResult>,
   ): void {
     const req = seq.request;
-    if (!seq.rng) {
-      const seed = req.params.seed;
-      seq.rng = seed === null ? Rng.random() : new Rng(seqSeed(seed, seq.index));
-    }
     const res = this.#sampler.sample(row, {
       params: req.params,
-      rng: seq.rng as Rng,
+      rng: this.#rngOf(seq),
       promptTokenIds: req.promptTokenIds,
       outputTokenIds: seq.outputTokenIds,
       eosTokenIds: this.#eos,

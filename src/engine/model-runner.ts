@@ -7,6 +7,12 @@
  *   queryStart:   [ 0, 5, 6, 9 ]
  *   logitRows:    [ 4, 5 ]            (last row of A and of B)
  *
+ * A speculating item (decode token x plus draft tokens d1..dk) contributes k + 1 rows, all sampled:
+ *
+ *   plan.items:   [ A: decode x + draft d1 d2 | B: decode 1 ]
+ *   tokenIds:     [ x d1 d2 | b ]      positions numComputed .. numComputed + 2 of A
+ *   logitRows:    [ 0, 1, 2, 3 ]      rowStart: [ 0, 3, 4 ]   (A verifies with rows 0..2)
+ *
  * Buffers are preallocated for the scheduler's limits; a step allocates only the subarray views.
  */
 import type { StepMeta } from "../backends/backend.ts";
@@ -22,10 +28,12 @@ export interface RunnerLimits {
 }
 
 export interface StepLogits {
-  /** [samplers.length, vocab] */
+  /** [rowStart[samplers.length], vocab] */
   logits: Float32Array;
-  /** The sequence each logits row belongs to. */
+  /** The sequences that sample, in plan order. */
   samplers: Sequence[];
+  /** Sampler i owns rows rowStart[i] .. rowStart[i + 1] - 1 (one row, or 1 + its draft tokens). */
+  rowStart: Int32Array;
 }
 
 export class ModelRunner {
@@ -36,6 +44,7 @@ export class ModelRunner {
   readonly #seqLens: Int32Array;
   readonly #blockTables: Int32Array;
   readonly #logitRows: Int32Array;
+  readonly #rowStart: Int32Array;
   readonly #maxBlocksPerSeq: number;
   readonly #samplers: Sequence[] = [];
 
@@ -51,7 +60,8 @@ export class ModelRunner {
     this.#queryStart = new Int32Array(maxSeqs + 1);
     this.#seqLens = new Int32Array(maxSeqs);
     this.#blockTables = new Int32Array(maxSeqs * this.#maxBlocksPerSeq);
-    this.#logitRows = new Int32Array(maxSeqs);
+    this.#logitRows = new Int32Array(maxTokens);
+    this.#rowStart = new Int32Array(maxSeqs + 1);
   }
 
   /** Executes the plan's block copies, then the forward pass. */
@@ -67,24 +77,27 @@ export class ModelRunner {
     let nLogits = 0;
     const items = plan.items;
     for (let s = 0; s < items.length; s++) {
-      const { seq, numNewTokens, sample } = items[s];
+      const { seq, numNewTokens, sample, specTokenIds } = items[s];
       const start = seq.numComputedTokens;
       const blocks = seq.blockIds;
+      const numSpec = specTokenIds.length;
       this.#queryStart[s] = t;
-      for (let j = 0; j < numNewTokens; j++, t++) {
+      for (let j = 0; j < numNewTokens + numSpec; j++, t++) {
         const pos = start + j;
-        this.#tokenIds[t] = seq.tokenIds[pos];
+        this.#tokenIds[t] = j < numNewTokens ? seq.tokenIds[pos] : specTokenIds[j - numNewTokens];
         this.#positions[t] = pos;
         this.#slots[t] = blocks[Math.floor(pos / blockSize)] * blockSize + (pos % blockSize);
       }
-      this.#seqLens[s] = start + numNewTokens;
+      this.#seqLens[s] = start + numNewTokens + numSpec;
       const row = s * maxBlocks;
       for (let b = 0; b < blocks.length; b++) this.#blockTables[row + b] = blocks[b];
       if (sample) {
-        this.#logitRows[nLogits++] = t - 1;
+        this.#rowStart[samplers.length] = nLogits;
+        for (let j = numSpec; j >= 0; j--) this.#logitRows[nLogits++] = t - 1 - j;
         samplers.push(seq);
       }
     }
+    this.#rowStart[samplers.length] = nLogits;
     this.#queryStart[items.length] = t;
     const meta: StepMeta = {
       numTokens: t,
@@ -98,6 +111,6 @@ export class ModelRunner {
       maxBlocksPerSeq: maxBlocks,
     };
     const logits = this.graph.forward(meta, this.#logitRows.subarray(0, nLogits));
-    return { logits, samplers };
+    return { logits, samplers, rowStart: this.#rowStart.subarray(0, samplers.length + 1) };
   }
 }

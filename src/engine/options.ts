@@ -4,10 +4,19 @@
  */
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
+import {
+  DEFAULT_NGRAM_MAX,
+  DEFAULT_NGRAM_MIN,
+  DEFAULT_NUM_SPECULATIVE_TOKENS,
+  DEFAULT_SPEC_DISABLE_BY_BATCH_SIZE,
+  resolveSpecConfig,
+  type SpecOptions,
+} from "../spec/config.ts";
 
 export type SchedulerPolicy = "continuous" | "static" | "naive";
 
-export interface EngineOptions {
+/** Speculative decoding fields (SpecOptions) are optional: absent = off. See src/spec/config.ts. */
+export interface EngineOptions extends SpecOptions {
   /** Model folder (HF format). */
   model: string;
   /** Name reported by /v1/models (default: folder name). */
@@ -91,6 +100,28 @@ export function addEngineFlags(cmd: Command): Command {
       "max_tokens when a request gives none",
       intArg("--default-max-tokens"),
       d.defaultMaxTokens,
+    )
+    .option("--speculative-model <dir>", "draft model for speculative decoding (same tokenizer)")
+    .option("--speculative-method <m>", "draft | ngram (draft is implied by --speculative-model)")
+    .option(
+      "--num-speculative-tokens <k>",
+      `draft tokens per step (default ${DEFAULT_NUM_SPECULATIVE_TOKENS} when speculating)`,
+      intArg("--num-speculative-tokens"),
+    )
+    .option(
+      "--ngram-prompt-lookup-min <n>",
+      `shortest n-gram looked up (default ${DEFAULT_NGRAM_MIN})`,
+      intArg("--ngram-prompt-lookup-min"),
+    )
+    .option(
+      "--ngram-prompt-lookup-max <n>",
+      `longest n-gram looked up (default ${DEFAULT_NGRAM_MAX})`,
+      intArg("--ngram-prompt-lookup-max"),
+    )
+    .option(
+      "--speculative-disable-by-batch-size <n>",
+      `no speculation in steps with more running sequences than this; 0 = never off (default ${DEFAULT_SPEC_DISABLE_BY_BATCH_SIZE})`,
+      intArg("--speculative-disable-by-batch-size"),
     );
 }
 
@@ -116,5 +147,23 @@ export function engineOptionsFrom(o: Record<string, unknown>): EngineOptions {
     enablePrefixCaching: o.enablePrefixCaching !== false,
     scheduler: pick("--scheduler", o.scheduler ?? d.scheduler, ["continuous", "static", "naive"] as const),
     defaultMaxTokens: Number(o.defaultMaxTokens ?? d.defaultMaxTokens),
+    ...specOptionsFrom(o),
   };
+}
+
+/** The speculative-decoding flags, validated now so that a contradiction fails at the command line. */
+function specOptionsFrom(o: Record<string, unknown>): SpecOptions {
+  const spec: SpecOptions = {};
+  if (o.speculativeModel) spec.speculativeModel = String(o.speculativeModel);
+  if (o.speculativeMethod !== undefined) {
+    spec.speculativeMethod = String(o.speculativeMethod) as SpecOptions["speculativeMethod"];
+  }
+  if (o.numSpeculativeTokens !== undefined) spec.numSpeculativeTokens = Number(o.numSpeculativeTokens);
+  if (o.ngramPromptLookupMin !== undefined) spec.ngramPromptLookupMin = Number(o.ngramPromptLookupMin);
+  if (o.ngramPromptLookupMax !== undefined) spec.ngramPromptLookupMax = Number(o.ngramPromptLookupMax);
+  if (o.speculativeDisableByBatchSize !== undefined) {
+    spec.speculativeDisableByBatchSize = Number(o.speculativeDisableByBatchSize);
+  }
+  resolveSpecConfig(spec);
+  return spec;
 }

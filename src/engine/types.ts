@@ -104,6 +104,19 @@ export interface EngineStats {
   steps: number;
   /** Tokens run through the model (prompt chunks, recomputation and decode), for prefix-cache accounting. */
   computedTokens: number;
+  // Speculative decoding (0 / [] when off; optional only for older producers of this type). Exported as
+  // vllm:spec_decode_num_draft_tokens_total, vllm:spec_decode_num_accepted_tokens_total,
+  // vllm:spec_decode_num_drafts_total and vllm:spec_decode_num_accepted_tokens_per_pos{position}.
+  // Acceptance rate = specAcceptedTokens / specProposedTokens; mean tokens emitted per verification =
+  // 1 + specAcceptedTokens / specSteps.
+  /** Draft tokens proposed and verified. */
+  specProposedTokens?: number;
+  /** Draft tokens accepted by verification. */
+  specAcceptedTokens?: number;
+  /** Verification steps: (sequence, step) pairs that verified at least one draft token. */
+  specSteps?: number;
+  /** Accepted draft tokens by position in the draft (0 = first draft token). */
+  specAcceptedPerPosition?: number[];
 }
 
 export interface EngineInfo {
@@ -117,4 +130,6 @@ export interface EngineInfo {
   kvCapacityTokens: number;
   vocabSize: number;
   scheduler: string;
+  /** Speculative decoding in use, e.g. "draft tiny-llama-draft, k=4, off above 4 seqs"; absent = off. */
+  speculative?: string;
 }

@@ -137,6 +137,24 @@ export class BlockPool {
   }
 
   /**
+   * Puts a zero-ref block without a hash at the head of the free queue: it is allocated next, so blocks
+   * holding nothing worth keeping (e.g. unused speculative lookahead) are reused before any cached block
+   * is evicted.
+   */
+  enqueueFreeFront(id: number): void {
+    if (this.refCounts[id] !== 0) throw new Error(`block ${id}: enqueueFreeFront with refCount ${this.refCounts[id]}`);
+    if (this.queued[id] === 1) throw new Error(`block ${id}: already in the free queue`);
+    if (this.hashes[id] !== null) throw new Error(`block ${id}: enqueueFreeFront of a cached block`);
+    this.queued[id] = 1;
+    this.prev[id] = NIL;
+    this.next[id] = this.head;
+    if (this.head === NIL) this.tail = id;
+    else this.prev[this.head] = id;
+    this.head = id;
+    this.freeCount++;
+  }
+
+  /**
    * Registers `hash` as the content of block `id`. Returns false (and changes nothing) when the block
    * already has a hash or another block already holds this content (a duplicate computed independently:
    * the first one stays the canonical copy, this one stays uncached).

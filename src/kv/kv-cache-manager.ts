@@ -56,6 +56,8 @@ const NO_PREFIX: CachedPrefix = Object.freeze({ blocks: Object.freeze([]) as unk
  *   first schedule:  p = findCachedPrefix(seq); allocateSlots(seq, n, p)   (adopts p, then n new tokens)
  *   every step:      allocateSlots(seq, n)                                  (covers numComputed + n tokens)
  *   n > 1:           fork(parent, child, numTokens)                         (shares blocks, refCount++)
+ *   speculation:     allocateSlots(seq, 1, null, k) … commitSpeculative(seq, registeredTokens) after
+ *                    the accepted draft tokens were appended (hashes them, returns unused lookahead)
  *   end / preempt:   free(seq)
  * and once per step the engine drains takePendingCopies() and runs them before its forward pass.
  *
@@ -143,7 +145,9 @@ export class KvCacheManager {
   /**
    * Makes seq.blockIds cover its first numComputedTokens + numNewTokens tokens (plus numLookaheadTokens
    * more, reserved but not yet meaningful), so the step can write the KV of tokens
-   * [numComputedTokens, numComputedTokens + numNewTokens).
+   * [numComputedTokens, numComputedTokens + numNewTokens). A speculative step also writes the KV of its
+   * draft tokens into the lookahead slots; those slots never get hashed here (the draft tokens are not
+   * final: see `commitSpeculative`).
    *
    * With `cached` (only for a sequence holding no blocks, numComputedTokens 0; pass the result of
    * `findCachedPrefix`, possibly empty): first adopts the cached blocks and sets
@@ -193,11 +197,13 @@ export class KvCacheManager {
     }
     const numNewBlocks = Math.max(0, Math.ceil((end + numLookaheadTokens) / bs) - held);
 
-    // Blocks that receive writes: those overlapping [base, end). Only already-held ones can be shared.
+    // Blocks that receive writes: those overlapping [base, end + lookahead) (speculative draft tokens are
+    // written into the lookahead). Only already-held ones can be shared.
     //   base = 6, end = 9, bs = 4:   [ 0 1 2 3 | 4 5 6 7 | 8 . . . ]
     //                                             ^w w    ^w         → blocks 1 .. 2 (cowFrom = 1, cowTo = 3)
     const cowFrom = Math.floor(base / bs);
-    const cowTo = cached === null && numNewTokens > 0 ? Math.min(held, Math.ceil(end / bs)) : cowFrom;
+    const cowTo =
+      cached === null && numNewTokens > 0 ? Math.min(held, Math.ceil((end + numLookaheadTokens) / bs)) : cowFrom;
     for (let i = cowFrom; i < cowTo; i++) if (pool.refCount(seq.blockIds[i]) > 1) needFree++;
     needFree += numNewBlocks;
     if (needFree > pool.numFreeBlocks) return false;
@@ -239,6 +245,54 @@ export class KvCacheManager {
       }
     }
     return true;
+  }
+
+  /**
+   * Settles a speculative step. The caller has appended the accepted draft tokens (and the token sampled
+   * after them) to seq.tokenIds and advanced seq.numComputedTokens over the accepted ones, whose KV the
+   * step wrote; `allocateSlots` had registered hashes only up to `registeredTokens` (the step's scheduled
+   * tokens: numComputedTokens before the step + numNewTokens).
+   *
+   *   bs = 4, registeredTokens = 6, 3 of 4 draft tokens accepted → numComputedTokens = 9
+   *   tokens:  [ 0 1 2 3 | 4 5 d d | d x . . ]      d = accepted draft token, x = the token sampled after
+   *   blocks:  [ b0      | b1      | b2      | b3 ]  b3 held only rejected lookahead
+   *            b1 is now full of final tokens: hashed; b3 goes back to the free queue.
+   *
+   * With prefix caching, hashes every block that is now full of computed tokens (only accepted tokens are
+   * final: nothing speculative is ever hashed). With `releaseLookahead`, returns the blocks past
+   * blocksFor(numComputedTokens) (lookahead of rejected or never-proposed draft tokens) to the head of the
+   * free queue, so the table again covers exactly the computed tokens. Never fails.
+   */
+  commitSpeculative(seq: KvSequence, registeredTokens: number, releaseLookahead = true): void {
+    const bs = this.blockSize;
+    const pool = this.pool;
+    if (seq.numComputedTokens > seq.tokenIds.length) {
+      throw new RangeError("commitSpeculative: more computed tokens than the sequence holds");
+    }
+    if (this.enablePrefixCaching) {
+      const firstFull = Math.floor(registeredTokens / bs);
+      const endFull = Math.min(Math.floor(seq.numComputedTokens / bs), seq.blockIds.length);
+      if (endFull > firstFull) {
+        this.ensureHashes(seq, endFull);
+        for (let i = firstFull; i < endFull; i++) {
+          const id = seq.blockIds[i];
+          if (pool.hashOf(id) === null) pool.setHash(id, seq.blockHashes[i]);
+        }
+      }
+    }
+    if (!releaseLookahead) return;
+    const keep = this.blocksFor(seq.numComputedTokens);
+    const blocks = seq.blockIds;
+    while (blocks.length > keep) {
+      const id = blocks.pop()!;
+      if (pool.release(id) !== 0) continue; // shared (not a fresh lookahead block): the sharer keeps it
+      if (pool.hashOf(id) !== null || this.pendingSrc.includes(id) || this.pendingDst.includes(id)) {
+        this.returnBlock(id);
+      } else {
+        pool.enqueueFreeFront(id);
+      }
+    }
+    if (blocks.length === 0) this.live.delete(seq);
   }
 
   /**

@@ -40,12 +40,24 @@ export interface ScheduledItem {
   numNewTokens: number;
   /** True when this chunk reaches the end of seq.tokenIds: the last row's logits are sampled. */
   sample: boolean;
+  /**
+   * Speculative decoding: KV slots (and budget) reserved for up to this many draft tokens after the
+   * item's one new token (0 = not speculating; only decode items of running sequences speculate).
+   */
+  numSpecTokens: number;
+  /**
+   * The draft tokens to verify this step, at positions numComputedTokens + numNewTokens + j; filled in by
+   * the engine's proposer after `schedule` (at most numSpecTokens; may stay empty).
+   */
+  specTokenIds: readonly number[];
 }
+
+const NO_SPEC: readonly number[] = Object.freeze([]);
 
 export interface StepPlan {
   /** Empty when nothing can run. */
   items: ScheduledItem[];
-  /** Sum of items' numNewTokens (<= maxNumBatchedTokens). */
+  /** Sum of items' numNewTokens + numSpecTokens (<= maxNumBatchedTokens). */
   numTokens: number;
   /** Copy-on-write block copies to execute (all layers) before this step's forward pass. */
   blockCopies: BlockCopies;
@@ -92,6 +104,12 @@ function compareSeqs(a: Sequence, b: Sequence): number {
  * was preempted, waiting sequences are admitted in order (priority, then arrival) while the budget,
  * maxNumSeqs and the blocks allow; each looks up its cached prefix first, and its remaining prompt is
  * chunked to the budget. Admission stops at the first sequence that does not fit (no overtaking).
+ *
+ * Speculative decoding (`schedule(k)`): a running sequence in decode also gets up to k lookahead slots
+ * for draft tokens (within the budget, maxModelLen and its max_tokens), but only when the blocks are free
+ * without preempting anyone. `update` then takes the accepted draft tokens plus the token sampled after
+ * them (`sampled` maps such a sequence to an array), counts only accepted tokens as computed, and gives
+ * unused lookahead blocks back (see KvCacheManager.commitSpeculative).
  */
 export class Scheduler {
   readonly config: Readonly<SchedulerConfig>;
@@ -273,9 +291,10 @@ export class Scheduler {
   /**
    * Plans one step (see the class comment). Mutates scheduler and KV state: blocks for every item are
    * allocated, cached prefixes adopted, victims preempted. Must be followed by `update(plan, sampled)`
-   * before the next `schedule()` unless the plan is empty.
+   * before the next `schedule()` unless the plan is empty. `numSpecTokens` > 0 reserves up to that many
+   * draft-token slots for each running sequence in decode (speculative decoding).
    */
-  schedule(): StepPlan {
+  schedule(numSpecTokens = 0): StepPlan {
     if (this.inFlight !== null) throw new Error("schedule(): the previous plan was not passed to update()");
     const cfg = this.config;
     const items: ScheduledItem[] = [];
@@ -294,8 +313,13 @@ export class Scheduler {
         i++;
         continue;
       }
+      // Only a decode step (its one new token is a sampled output) speculates; prompt chunks never do.
+      const decoding = seq.tokenIds.length - seq.numComputedTokens === 1 && seq.numOutputTokens > 0;
+      let numSpec = decoding ? this.specSlots(seq, numSpecTokens, budget - 1) : 0;
+      // Speculation never preempts: without free blocks for the lookahead, this step is a plain decode.
+      if (numSpec > 0 && !this.kv.allocateSlots(seq, numNew, null, numSpec)) numSpec = 0;
       let victim: Sequence | null = null;
-      while (!this.kv.allocateSlots(seq, numNew)) {
+      while (numSpec === 0 && !this.kv.allocateSlots(seq, numNew)) {
         victim = this.pickVictim();
         const vi = this.running.indexOf(victim);
         this.running.splice(vi, 1);
@@ -303,15 +327,21 @@ export class Scheduler {
         // A victim already scheduled this step gives its tokens back.
         const k = items.findIndex((it) => it.seq === victim);
         if (k >= 0) {
-          budget += items[k].numNewTokens;
+          budget += items[k].numNewTokens + items[k].numSpecTokens;
           items.splice(k, 1);
         }
         this.preempt(victim, preempted, finished);
         if (victim === seq) break;
       }
       if (victim === seq) continue; // running[i] is now the next sequence
-      items.push({ seq, numNewTokens: numNew, sample: seq.numComputedTokens + numNew === seq.tokenIds.length });
-      budget -= numNew;
+      items.push({
+        seq,
+        numNewTokens: numNew,
+        sample: seq.numComputedTokens + numNew === seq.tokenIds.length,
+        numSpecTokens: numSpec,
+        specTokenIds: NO_SPEC,
+      });
+      budget -= numNew + numSpec;
       i++;
     }
 
@@ -340,13 +370,19 @@ export class Scheduler {
         this.running.push(seq);
         slots += need;
         if (seq.index === 0 && seq.numPreemptions === 0) seq.request.numCachedTokens = seq.numComputedTokens;
-        items.push({ seq, numNewTokens: numNew, sample: seq.numComputedTokens + numNew === seq.tokenIds.length });
+        items.push({
+          seq,
+          numNewTokens: numNew,
+          sample: seq.numComputedTokens + numNew === seq.tokenIds.length,
+          numSpecTokens: 0,
+          specTokenIds: NO_SPEC,
+        });
         budget -= numNew;
       }
     }
 
     let numTokens = 0;
-    for (const it of items) numTokens += it.numNewTokens;
+    for (const it of items) numTokens += it.numNewTokens + it.numSpecTokens;
     const plan: StepPlan = { items, numTokens, blockCopies: this.kv.takePendingCopies(), preempted, finished };
     this.inFlight = items.length > 0 ? plan : null;
     return plan;
@@ -389,6 +425,7 @@ export class Scheduler {
         seq.numPromptTokens,
       );
       child.numComputedTokens = numComputed;
+      child.numDraftComputedTokens = Math.min(seq.numDraftComputedTokens, numComputed);
       child.status = "running";
       this.kv.fork(seq, child, numComputed);
       if (cfg.policy === "naive") {
@@ -410,18 +447,27 @@ export class Scheduler {
    * end: EOS (unless ignoreEos) or a stopTokenId, once numOutputTokens >= minTokens → "stop";
    * numOutputTokens >= maxTokens or tokenIds.length >= maxModelLen → "length". Finished sequences free
    * their blocks, leave running, and are returned. Items of sequences finished meanwhile are skipped.
-   * Throws (before changing anything) if a sampling sequence has no token in `sampled`.
+   *
+   * A speculating item may map to an array instead: [a accepted draft tokens (a prefix of specTokenIds),
+   * then the token sampled after them]. Those a tokens count as computed too; the tokens are appended in
+   * order and the end checks run after each one, so a stop inside the run drops the rest.
+   * Throws (before changing anything) if a sampling sequence has no token in `sampled`, or an array does
+   * not start with a prefix of the item's specTokenIds.
    */
-  update(plan: StepPlan, sampled: ReadonlyMap<Sequence, number>): Sequence[] {
+  update(plan: StepPlan, sampled: ReadonlyMap<Sequence, number | readonly number[]>): Sequence[] {
     if (plan.items.length === 0) return [];
     if (plan !== this.inFlight) throw new Error("update(): not the plan returned by the last schedule()");
     for (const it of plan.items) {
-      if (it.sample && it.seq.status === "running" && !sampled.has(it.seq)) {
+      if (!it.sample || it.seq.status !== "running") continue;
+      const v = sampled.get(it.seq);
+      if (v === undefined) {
         throw new Error(`update(): no sampled token for sequence ${it.seq.seqId} of request ${it.seq.request.id}`);
       }
+      if (typeof v !== "number") checkSpecRun(it, v);
     }
     for (const child of this.forkedInFlight) {
-      if (child.status === "running" && !sampled.has(child)) {
+      const v = sampled.get(child);
+      if (child.status === "running" && (v === undefined || (typeof v !== "number" && v.length !== 1))) {
         throw new Error(`update(): no sampled token for forked sequence ${child.seqId} of request ${child.request.id}`);
       }
     }
@@ -431,10 +477,14 @@ export class Scheduler {
       const seq = it.seq;
       if (seq.status !== "running") continue;
       seq.numComputedTokens += it.numNewTokens;
-      if (it.sample) this.appendToken(seq, sampled.get(seq)!, done);
+      if (!it.sample) continue;
+      const v = sampled.get(seq)!;
+      if (typeof v === "number" && it.numSpecTokens === 0) this.appendToken(seq, v, done);
+      else this.appendSpecRun(seq, typeof v === "number" ? [v] : v, done);
     }
     for (const child of this.forkedInFlight) {
-      if (child.status === "running") this.appendToken(child, sampled.get(child)!, done);
+      const v = sampled.get(child)!;
+      if (child.status === "running") this.appendToken(child, typeof v === "number" ? v : v[0], done);
     }
     this.forkedInFlight.length = 0;
     for (const seq of this.pendingFrees) this.kv.free(seq);
@@ -452,7 +502,8 @@ export class Scheduler {
   /**
    * Throws on the first violated invariant: the KV manager's; no sequence both waiting and running or
    * listed twice; running sequences hold blocks covering their computed tokens (exactly, between steps,
-   * except under "naive" which reserves ahead); waiting ones hold none and have nothing computed; the
+   * except under "naive" which reserves ahead), and draft-model KV for no more than those (between
+   * steps); waiting ones hold none and have nothing computed (draft KV included); the
    * KV manager's live sequences are exactly the running ones (plus frees deferred to update); slots <=
    * maxNumSeqs; batch bookkeeping for static / naive; every unfinished sequence of a known request is
    * queued somewhere, and known requests are unfinished.
@@ -468,6 +519,11 @@ export class Scheduler {
       if (this.requests.get(s.request.id) !== s.request) throw new Error(`running seq ${s.seqId}: unknown request`);
       if (s.blockIds.length === 0 || !this.kv.isLive(s)) throw new Error(`running seq ${s.seqId} holds no blocks`);
       if (s.numComputedTokens > s.tokenIds.length) throw new Error(`seq ${s.seqId}: more computed than tokens`);
+      if (this.inFlight === null && s.numDraftComputedTokens > s.numComputedTokens) {
+        throw new Error(
+          `seq ${s.seqId}: draft KV for ${s.numDraftComputedTokens} tokens, ${s.numComputedTokens} computed`,
+        );
+      }
       if (s.tokenIds.length >= cfg.maxModelLen) throw new Error(`running seq ${s.seqId} reached maxModelLen`);
       const need = this.kv.blocksFor(s.numComputedTokens);
       if (s.blockIds.length < need) throw new Error(`seq ${s.seqId}: ${s.blockIds.length} blocks for ${need} needed`);
@@ -484,7 +540,12 @@ export class Scheduler {
         if (running.has(s)) throw new Error(`seq ${s.seqId} is both waiting and running`);
         waiting.add(s);
         if (s.status !== "waiting") throw new Error(`waiting seq ${s.seqId} has status ${s.status}`);
-        if (s.blockIds.length !== 0 || s.numComputedTokens !== 0 || this.kv.isLive(s)) {
+        if (
+          s.blockIds.length !== 0 ||
+          s.numComputedTokens !== 0 ||
+          s.numDraftComputedTokens !== 0 ||
+          this.kv.isLive(s)
+        ) {
           throw new Error(`waiting seq ${s.seqId} holds blocks or computed tokens`);
         }
         if (this.requests.get(s.request.id) !== s.request) throw new Error(`waiting seq ${s.seqId}: unknown request`);
@@ -519,6 +580,17 @@ export class Scheduler {
 
   // ---------------------------------------------------------------- internals
 
+  /**
+   * Draft-token slots for a decode step of `seq`: at most k, the budget left after its token, and no
+   * more than can still become output (max_tokens, maxModelLen: the step emits up to numSpec + 1 tokens).
+   */
+  private specSlots(seq: Sequence, k: number, budget: number): number {
+    if (k <= 0) return 0;
+    const byLen = this.config.maxModelLen - seq.tokenIds.length - 1;
+    const byMax = seq.request.params.maxTokens - seq.numOutputTokens - 1;
+    return Math.max(0, Math.min(k, budget, byLen, byMax));
+  }
+
   /** maxNumSeqs slots a sequence takes: a not-yet-forked sequence 0 of an n > 1 request books all n. */
   private slotsFor(seq: Sequence): number {
     const req = seq.request;
@@ -551,6 +623,7 @@ export class Scheduler {
   private preempt(seq: Sequence, preempted: Sequence[], finished: Sequence[]): void {
     this.kv.free(seq); // before resetting numComputedTokens: free() uses it to drop uncomputed hashes
     seq.numComputedTokens = 0;
+    seq.numDraftComputedTokens = 0;
     if (this.kv.blocksFor(seq.tokenIds.length) > this.config.numBlocks) {
       // Even alone in the pool it could not hold the KV for its next step.
       this.retire(seq, "length");
@@ -594,20 +667,58 @@ export class Scheduler {
 
   private appendToken(seq: Sequence, token: number, done: Sequence[]): void {
     seq.tokenIds.push(token);
-    const p = seq.request.params;
+    const reason = this.endReason(seq, token);
+    if (reason !== null) {
+      this.retire(seq, reason);
+      done.push(seq);
+    }
+  }
+
+  /**
+   * Appends a verified speculative run (accepted draft tokens, then the token sampled after them), each
+   * accepted one counting as computed, stopping at the first token that ends the sequence. Then hashes
+   * blocks now full of accepted tokens and gives back unused lookahead blocks.
+   */
+  private appendSpecRun(seq: Sequence, run: readonly number[], done: Sequence[]): void {
+    const registered = seq.numComputedTokens;
     let reason: FinishReason | null = null;
+    for (let i = 0; i < run.length && reason === null; i++) {
+      seq.tokenIds.push(run[i]);
+      if (i < run.length - 1) seq.numComputedTokens++;
+      reason = this.endReason(seq, run[i]);
+    }
+    this.kv.commitSpeculative(seq, registered, this.config.policy !== "naive");
+    if (reason !== null) {
+      this.retire(seq, reason);
+      done.push(seq);
+    }
+  }
+
+  /** Why `seq` ends after appending `token` (see `update`), or null. Records the stop token. */
+  private endReason(seq: Sequence, token: number): FinishReason | null {
+    const p = seq.request.params;
     if (
       seq.numOutputTokens >= p.minTokens &&
       ((!p.ignoreEos && this.config.eosTokenIds.includes(token)) || p.stopTokenIds.includes(token))
     ) {
       seq.stopTokenId = token;
-      reason = "stop";
-    } else if (seq.numOutputTokens >= p.maxTokens || seq.tokenIds.length >= this.config.maxModelLen) {
-      reason = "length";
+      return "stop";
     }
-    if (reason !== null) {
-      this.retire(seq, reason);
-      done.push(seq);
-    }
+    if (seq.numOutputTokens >= p.maxTokens || seq.tokenIds.length >= this.config.maxModelLen) return "length";
+    return null;
+  }
+}
+
+/** Throws unless `run` is [a prefix of item.specTokenIds, then one more token]. */
+function checkSpecRun(item: ScheduledItem, run: readonly number[]): void {
+  const spec = item.specTokenIds;
+  const seq = item.seq;
+  if (run.length < 1 || run.length > spec.length + 1) {
+    throw new Error(
+      `update(): ${run.length} tokens for sequence ${seq.seqId}, which verified ${spec.length} draft tokens`,
+    );
+  }
+  for (let j = 0; j < run.length - 1; j++) {
+    if (run[j] !== spec[j]) throw new Error(`update(): token ${j} of sequence ${seq.seqId} is not its draft token`);
   }
 }

@@ -59,6 +59,12 @@ export class Sequence implements KvSequence {
   readonly tokenIds: number[];
   readonly numPromptTokens: number;
   numComputedTokens = 0;
+  /**
+   * Speculative decoding with a draft model: tokens whose draft-model KV is in the draft's cache (same
+   * block table, the draft's own KV pool). Owned by the draft proposer; the scheduler resets it with
+   * numComputedTokens (preemption) and keeps it <= numComputedTokens.
+   */
+  numDraftComputedTokens = 0;
   /** Block table (owned by the KvCacheManager). */
   blockIds: number[] = [];
   /** Chained hashes of the full blocks of tokenIds, filled lazily (owned by the KvCacheManager). */
