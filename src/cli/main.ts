@@ -3,6 +3,7 @@
  * Errors a user can cause print one line (no stack unless --debug) and exit non-zero.
  */
 import { Command } from "commander";
+import { registerBench } from "./bench.ts";
 import { registerChat } from "./chat.ts";
 import { registerGenerate } from "./generate.ts";
 import { registerServe } from "./serve.ts";
@@ -18,6 +19,7 @@ export async function main(argv: string[]): Promise<void> {
   registerGenerate(program);
   registerChat(program);
   registerValidate(program);
+  registerBench(program);
   try {
     await program.parseAsync(argv);
   } catch (e) {
