@@ -1,0 +1,189 @@
+// Shared types of the native CPU backend: storage codes, weights, KV layers, step metadata, and the
+// per-ISA kernel table that the dispatcher picks at load (kernels_scalar.cc / kernels_avx2.cc /
+// kernels_avx512.cc each fill one).
+//
+// Everything here is plain data plus `static inline` helpers (internal linkage), so that including it
+// in translation units compiled with different -m flags never lets the linker merge an AVX-512 copy of
+// a helper into the portable path.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+namespace loom {
+
+enum Storage : int { ST_F32 = 0, ST_F16 = 1, ST_BF16 = 2, ST_INT8 = 3, ST_INT4 = 4 };
+enum KvType : int { KV_F32 = 0, KV_BF16 = 1, KV_F16 = 2, KV_INT8 = 3 };
+enum Act : int { ACT_SILU = 0, ACT_GELU_TANH = 1 };
+
+/** Quantization group (int8 and int4) and the padding unit of every matrix row. */
+constexpr int QGROUP = 32;
+
+static inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
+
+/**
+ * A weight matrix [N, K] (HF layout) or a vector (N = length, K = 0, always f32).
+ * Rows are padded with zeros to Kp = round_up(K, 32) so kernels never handle a K tail.
+ *   f32/f16/bf16: data = [N][Kp] elements
+ *   int8:  data = [N][Kp] int8,            scales = [N][Kp/32] f32          (x ≈ q·d)
+ *   int4:  data = [N][Kp/2] bytes,         scales = [N][Kp/32][2] f32 (d, m) (x ≈ q·d + m)
+ *          byte j of a group holds element j in its low nibble and element j+16 in its high nibble.
+ */
+struct MatW {
+  int storage;
+  int N, K, Kp;
+  const void* data;
+  const float* scales;
+};
+
+/** One layer's paged KV storage: pool[block][slot][kvHead][headDim]; int8 has a scale per (slot, head). */
+struct KvLayerT {
+  int numBlocks, blockSize, numKvHeads, headDim, dtype;
+  size_t elems;  // numBlocks * blockSize * numKvHeads * headDim
+  void* k;
+  void* v;
+  float* kScale;  // int8 only: [numBlocks * blockSize * numKvHeads]
+  float* vScale;
+};
+
+static inline size_t kv_elem_bytes(int dtype) { return dtype == KV_F32 ? 4 : dtype == KV_INT8 ? 1 : 2; }
+
+/** One attention work item: query tokens [t0, t1) of sequence `seq`, all query heads of kv head `kvh`. */
+struct AttnTask {
+  int seq, kvh, t0, t1;
+};
+
+struct AttnArgs {
+  const float* qkv;
+  int rowStride;
+  float* out;
+  const KvLayerT* kv;
+  int numHeads, numKvHeads, headDim;
+  float scale;
+  int window;
+  float softcap;
+  const int32_t* queryStart;
+  const int32_t* seqLens;
+  const int32_t* blockTables;
+  int maxBlocksPerSeq;
+};
+
+static inline size_t gemv_prep_floats(int rows, int Kp) { return (size_t)rows * Kp + (size_t)rows * (Kp / QGROUP); }
+
+/** Query tokens per attention tile (times the GQA group = rows of one tile). */
+constexpr int ATTN_BK = 32;  // keys per block of the online softmax
+
+/** Floats of scratch one attention tile needs for `rows` query rows. */
+static inline size_t attn_scratch_floats(int rows, int headDim) {
+  return (size_t)rows * headDim + 2 * (size_t)rows + (size_t)rows * ATTN_BK + 2 * (size_t)ATTN_BK * headDim + 64;
+}
+
+/** The ISA-specific kernels. Drivers (matmul.cc, attention.cc, …) do the threading and call these. */
+struct KernelTable {
+  const char* name;
+  /** GEMM register tile: rows per packed activation tile (MR) and weight rows per panel (NR). */
+  int gemmMR, gemmNR;
+  /**
+   * Prepares `rows` (≤ 4) activation rows (stride ldx, K valid columns) for gemv with weights of `storage`:
+   * dst = rows × Kp floats, zero-padded (bf16: permuted within blocks to match the kernel's even/odd
+   * split), then for int4 rows × Kp/32 group sums. dst holds gemv_prep_floats(rows, Kp) floats.
+   */
+  void (*gemvPrep)(int storage, const float* x, int ldx, int K, int Kp, int rows, float* dst);
+  /** y[r*ldy + n] = x[r]·W[n] (+bias[n]) for r < rows (≤ 4), n in [n0, n1); x from gemvPrep. */
+  void (*gemv)(const MatW& w, const float* x, int rows, float* y, int ldy, const float* bias, int n0, int n1);
+  /** Dequantize rows [n0, n0+cnt) of W into f32 dst[cnt][Kp]. */
+  void (*dequantRows)(const MatW& w, int n0, int cnt, float* dst);
+  /** Pack rows [m0, m0+rows) of x (stride ldx, K valid columns) into dst[Kp][MR], zero-padded. */
+  void (*packX)(const float* x, int ldx, int K, int Kp, int m0, int rows, float* dst);
+  /** y[r*ldy + c] (+)= Σ_k xt[k*MR + r] · w[c*ldw + k] (+bias[c]) for r < rows (≤ MR), c < cols (≤ NR). */
+  void (*gemmTile)(const float* xt, int Kp, const float* w, int ldw, float* y, int ldy, int rows, int cols,
+                   const float* bias);
+  /** out = rmsnorm(x) * (w or 1+w) over dim. */
+  void (*rmsNorm)(float* out, const float* x, const float* w, int dim, float eps, bool plusOne);
+  /** res += x; out = rmsnorm(res) * (w or 1+w). */
+  void (*addRmsNorm)(float* out, float* res, const float* x, const float* w, int dim, float eps, bool plusOne);
+  /** out[i] = act(gu[i]) * gu[inter + i]. */
+  void (*gatedAct)(float* out, const float* gu, int inter, int act);
+  /** Rotate-half rope on `numHeads` heads of `headDim` starting at x, using cos/sin[half]. */
+  void (*rope)(float* x, int numHeads, int headDim, int half, const float* cosv, const float* sinv);
+  /** a += b. */
+  void (*add)(float* a, const float* b, size_t n);
+  /** One attention tile (online softmax over key blocks). scratch: attn_scratch_floats(rows, headDim). */
+  void (*attentionTile)(const AttnArgs& a, const AttnTask& t, float* scratch);
+  /** Streams n bytes (multiple of 256) and returns a checksum (bandwidth probe). */
+  float (*streamRead)(const void* p, size_t n);
+
+  // ---- AMX GEMM (amx_gemm.inc; nullptr for every other ISA). Blocks: 16 activation rows × 32 weight rows.
+  /** Packs ≤ 16 rows of x into 3 bf16 planes (hi, mid, lo) of [Kp/2][16][2]; int4: group sums [Kp/32][16]. */
+  void (*amxPackX)(const float* x, int ldx, int K, int Kp, int rows, uint16_t* planes, float* xsum);
+  /** Weight rows [n0, n0+cnt) (cnt ≤ 32) as bf16 [32][Kp]: bf16 values or int8/int4 codes, zero beyond cnt. */
+  void (*amxPanel)(const MatW& w, int n0, int cnt, uint16_t* dst);
+  /**
+   * y[m][c] = x[m]·W[n0+c] (+bias[c]), m < rows ≤ 16, c < cols ≤ 32; a = 32 rows of bf16 (stride lda).
+   * Meanwhile prefetches [pf, pf + pfBytes) to L2 (pf may be null).
+   */
+  void (*amxBlock)(const MatW& w, const uint16_t* a, int lda, int n0, const uint16_t* planes, const float* xsum,
+                   float* y, int ldy, int rows, int cols, const float* bias, const char* pf, size_t pfBytes);
+};
+
+/** The AMX GEMM handles these storages (others use the AVX-512 GEMM). */
+static inline bool amx_storage(int storage) { return storage == ST_BF16 || storage == ST_INT8 || storage == ST_INT4; }
+
+const KernelTable* kernels_scalar();
+const KernelTable* kernels_avx2();   // nullptr when not compiled for x86-64
+const KernelTable* kernels_avx512(); // nullptr when not compiled for x86-64
+const KernelTable* kernels_amx();    // AVX-512 + AMX-BF16 GEMM; nullptr when not compiled for x86-64
+
+// ---- scalar conversions shared by every TU (bit-exact with src/formats/dtype.ts and quant.ts) ----
+
+static inline float bits_to_f32(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+static inline uint32_t f32_to_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+static inline float bf16_to_f32(uint16_t h) { return bits_to_f32((uint32_t)h << 16); }
+/** Round to nearest even; NaN stays a quiet NaN (as torch and dtype.ts f32ToBf16). */
+static inline uint16_t f32_to_bf16(float x) {
+  uint32_t u = f32_to_bits(x);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+  return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+static inline float f16_to_f32(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+  uint32_t exp = (h >> 10) & 0x1f;
+  uint32_t frac = h & 0x3ff;
+  if (exp == 0) {
+    float v = (float)frac * (1.0f / 16777216.0f);  // frac * 2^-24
+    return sign ? -v : v;
+  }
+  if (exp == 31) return bits_to_f32(sign | 0x7f800000u | (frac << 13));
+  return bits_to_f32(sign | ((exp + 112) << 23) | (frac << 13));
+}
+/** IEEE f32 → f16, round to nearest even (what F16C's vcvtps2ph does with rounding mode 0). */
+static inline uint16_t f32_to_f16(float x) {
+  uint32_t u = f32_to_bits(x);
+  uint16_t sign = (uint16_t)((u >> 16) & 0x8000);
+  uint32_t a = u & 0x7fffffffu;
+  if (a >= 0x7f800000u) return sign | 0x7c00 | (a > 0x7f800000u ? 0x200 : 0);  // inf / NaN
+  if (a >= 0x477ff000u) return sign | 0x7c00;  // rounds to inf (≥ 65520)
+  if (a < 0x38800000u) {                       // subnormal half (or zero): value * 2^24 rounded to int
+    if (a < 0x33000000u) return sign;          // < 2^-25 → ±0
+    uint32_t e = a >> 23;
+    uint32_t m = (a & 0x7fffff) | 0x800000;
+    int shift = 126 - (int)e;  // m * 2^(e-150) * 2^24 = m >> (126 - e)
+    uint32_t q = m >> shift;
+    uint32_t rem = m & ((1u << shift) - 1);
+    uint32_t half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (q & 1))) q++;
+    return sign | (uint16_t)q;
+  }
+  uint32_t r = a + 0xfffu + ((a >> 13) & 1u);  // RNE on the 13 dropped bits
+  return sign | (uint16_t)((r - 0x38000000u) >> 13);
+}
+
+}  // namespace loom

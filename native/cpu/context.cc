@@ -1,0 +1,38 @@
+#include "context.h"
+
+#include <cstring>
+#include <new>
+
+namespace loom {
+
+void* aligned_zalloc(size_t bytes) {
+  size_t n = (bytes + 63) / 64 * 64;
+  if (n == 0) n = 64;
+  void* p = nullptr;
+  if (posix_memalign(&p, 64, n) != 0) return nullptr;
+  std::memset(p, 0, n);
+  return p;
+}
+
+void aligned_free(void* p) { std::free(p); }
+
+void Context::freeAll() {
+  for (auto* b : bufs)
+    if (b) {
+      aligned_free(b->data);
+      delete b;
+    }
+  for (auto* w : weights)
+    if (w) {
+      aligned_free(w->data);
+      aligned_free(w->scales);
+      delete w;
+    }
+  for (auto* k : kvs)
+    if (k) free_kv(k);
+  bufs.clear();
+  weights.clear();
+  kvs.clear();
+}
+
+}  // namespace loom

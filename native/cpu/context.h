@@ -1,0 +1,133 @@
+// The per-backend native state: thread pool, kernel table, owned objects (buffers, weights, KV layers)
+// addressed by small integer ids from JS, the current step's metadata and reusable scratch.
+#pragma once
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common.h"
+#include "thread_pool.h"
+
+namespace loom {
+
+/** 64-byte aligned, zero-initialized allocation (nullptr on failure). */
+void* aligned_zalloc(size_t bytes);
+void aligned_free(void* p);
+
+/** Grow-only aligned scratch. */
+class Scratch {
+ public:
+  Scratch() = default;
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  ~Scratch() { aligned_free(p_); }
+  float* floats(size_t n) {
+    if (n > cap_) {
+      aligned_free(p_);
+      cap_ = n + n / 4 + 64;
+      p_ = static_cast<float*>(aligned_zalloc(cap_ * sizeof(float)));
+      if (!p_) {
+        cap_ = 0;
+        throw std::bad_alloc();
+      }
+    }
+    return p_;
+  }
+
+ private:
+  float* p_ = nullptr;
+  size_t cap_ = 0;
+};
+
+struct BufferT {
+  float* data;
+  size_t size;
+};
+
+struct WeightT {
+  MatW mat;  // for vectors: storage f32, N = length, K = Kp = 0
+  bool isVector;
+  void* data;
+  float* scales;
+  size_t bytes;  // storage bytes (data + scales)
+};
+
+struct StepMetaN {
+  uint64_t gen = 0;
+  int numTokens = 0, numSeqs = 0, maxBlocksPerSeq = 0;
+  std::vector<int32_t> tokenIds, positions, slotMapping, queryStart, seqLens, blockTables;
+};
+
+struct Context {
+  Context(int threads, const KernelTable* k) : K(k), pool(new ThreadPool(threads)), perThread(pool->size()) {}
+  ~Context() { freeAll(); }
+  void freeAll();
+
+  const KernelTable* K;
+  std::unique_ptr<ThreadPool> pool;
+  std::vector<BufferT*> bufs;
+  std::vector<WeightT*> weights;
+  std::vector<KvLayerT*> kvs;
+  StepMetaN meta;
+  bool hasStep = false;
+
+  // scratch
+  Scratch xpad, xt, ropeCos, ropeSin;
+  std::vector<Scratch> perThread;  // one per pool thread
+  std::vector<AttnTask> attnTasks;
+  // rope table cache (valid for meta.gen)
+  uint64_t ropeGen = ~0ull;
+  int ropeRows = -1, ropeHalf = -1;
+  float ropeFactor = 0;
+  std::vector<float> ropeInvFreq;
+
+  /** Grows every thread's scratch to n floats (on the calling thread, so workers never allocate). */
+  void reserveThreadScratch(size_t n) {
+    for (auto& s : perThread) s.floats(n);
+  }
+  /** Thread tid's scratch; reserveThreadScratch(n) must have been called. */
+  float* threadScratch(int tid, size_t n) { return perThread[tid].floats(n); }
+};
+
+// ---- drivers (one file each) ----
+/** quant.cc: converts a checkpoint tensor into a native weight (quantizing if asked). */
+WeightT* make_weight(Context& c, const uint8_t* src, int srcDtype, int rows, int cols, int storage);
+/** Quantizes n values with one symmetric int8 scale (the int8 weight group and the int8 KV row). */
+void quantize_int8_group(const float* x, int n, int8_t* q, float* d);
+
+void matmul(Context& c, float* y, const float* x, const WeightT& w, const float* bias, int rows);
+
+void rms_norm(Context& c, float* out, const float* x, const float* w, int rows, int dim, float eps, bool plusOne);
+void add_rms_norm(Context& c, float* out, float* res, const float* x, const float* w, int rows, int dim, float eps,
+                  bool plusOne);
+void head_norm(Context& c, float* x, int rows, int rowStride, int offset, int numHeads, int headDim, const float* w,
+               float eps, bool plusOne);
+void rope(Context& c, float* x, int rows, int rowStride, int offset, int numHeads, int headDim, int rotaryDim,
+          const float* invFreq, float attentionFactor);
+void gated_act(Context& c, float* out, const float* gu, int rows, int inter, int act);
+void add(Context& c, float* a, const float* b, size_t n);
+void embed(Context& c, float* out, const WeightT& table, float scale);
+
+KvLayerT* make_kv(int numBlocks, int blockSize, int numKvHeads, int headDim, int dtype);
+void free_kv(KvLayerT* kv);
+void write_kv(Context& c, KvLayerT& kv, const float* qkv, int rowStride, int kOffset, int vOffset);
+void copy_blocks(KvLayerT& kv, const int32_t* src, const int32_t* dst, int n);
+
+void attention(Context& c, float* out, const float* qkv, int rowStride, const KvLayerT& kv, int numHeads,
+               int numKvHeads, int headDim, float scale, int window, float softcap);
+
+/** dispatch.cc: the kernel table for `want` ("" = best available); nullptr and *err when unavailable. */
+const KernelTable* select_kernels(const std::string& want, std::string* err);
+bool cpu_supports_avx2();
+bool cpu_supports_avx512();
+bool cpu_supports_amx();
+
+/** Items of work below which an op runs on the calling thread only. */
+constexpr double kParallelMinWork = 32768;
+static inline int threads_for(const Context& c, double work) {
+  return work < kParallelMinWork ? 1 : c.pool->size();
+}
+
+}  // namespace loom

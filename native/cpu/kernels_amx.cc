@@ -1,0 +1,27 @@
+// AVX-512 kernels plus the AMX-BF16 GEMM (amx_gemm.inc): compiled with AVX-512 + AMX flags (binding.gyp);
+// used only after dispatch.cc confirmed AMX-TILE/AMX-BF16 and the kernel granted the tile state.
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "common.h"
+
+#define LOOM_ISA_NAME "amx"
+#define LOOM_AMX_HOOKS amx_pack_x, amx_panel, amx_block
+namespace loom {
+namespace isa_amx {
+namespace {
+#include "simd_avx512.inc"
+#include "amx_gemm.inc"
+#include "kernels_impl.inc"
+}  // namespace
+}  // namespace isa_amx
+const KernelTable* kernels_amx() { return &isa_amx::kTable; }
+}  // namespace loom
+#else
+#include "common.h"
+namespace loom {
+const KernelTable* kernels_amx() { return nullptr; }
+}  // namespace loom
+#endif

@@ -1,0 +1,149 @@
+// y[rows, N] = x[rows, K] · Wᵀ (+ bias): the GEMV/GEMM driver (threading, padding, packing); the
+// arithmetic is in the ISA kernels (kernels_impl.inc).
+//
+//  rows ≤ 4  GEMV: threads split the output columns; each streams its slice of W exactly once with the
+//            weights dequantized in registers (memory-bound: the goal is DRAM bandwidth).
+//  rows > 4  GEMM: activations packed k-major into tiles of MR rows (phase 1, parallel over tiles); then
+//            threads split W into panels of NR rows, dequantize a panel to f32 once (f32 weights are used
+//            in place) and run every row tile against it from L1/L2 (phase 2). Rows are processed in
+//            chunks whose packed activations stay within ~1 MB (L2).
+//  All arithmetic is f32 with f32 activations (see README notes in cpu-backend.ts on why no bf16/VNNI).
+#include <cstring>
+
+#include "context.h"
+
+namespace loom {
+
+namespace {
+constexpr size_t kPackedBytes = 1 << 20;
+/** From this many rows the AMX tier uses tile GEMM for bf16/int8/int4 weights. */
+constexpr int kAmxMinRows = 16;
+
+/**
+ * AMX GEMM (kernels with amxBlock): phase 1 packs 16-row activation blocks into bf16 hi/mid/lo planes;
+ * phase 2 splits W into 32-row blocks across threads, each block multiplied with every activation block
+ * (bf16 weights straight from memory, int8/int4 codes widened into a per-thread panel).
+ */
+void matmul_amx(Context& c, float* y, const float* x, const WeightT& w, const float* bias, int rows) {
+  const MatW& m = w.mat;
+  const KernelTable* Kt = c.K;
+  const int N = m.N, K = m.K, Kp = m.Kp, G = Kp / QGROUP;
+  const size_t planeElems = (size_t)3 * Kp * 16;  // bf16 per 16-row block
+  int blocksPerChunk = (int)(kPackedBytes / (planeElems * 2));
+  if (blocksPerChunk < 1) blocksPerChunk = 1;
+  const int chunk = blocksPerChunk * 16;
+  const bool i4 = m.storage == ST_INT4;
+  const int nBlocks = (N + 31) / 32;
+  // Bytes of one 32-row weight block (rows are contiguous, so a block is one range) and of its scales.
+  const size_t rowBytes = m.storage == ST_BF16 ? (size_t)Kp * 2 : m.storage == ST_INT8 ? (size_t)Kp : (size_t)Kp / 2;
+  const size_t blockBytes = 32 * rowBytes;
+  const char* wEnd = (const char*)m.data + (size_t)N * rowBytes;
+  const int nt = threads_for(c, (double)N * Kp * rows);
+  c.reserveThreadScratch((size_t)16 * Kp);  // 32 rows of bf16
+  for (int m0 = 0; m0 < rows; m0 += chunk) {
+    const int mRows = rows - m0 < chunk ? rows - m0 : chunk;
+    const int mb = (mRows + 15) / 16;
+    uint16_t* planes = reinterpret_cast<uint16_t*>(c.xt.floats(mb * planeElems / 2 + 16));
+    float* xsum = i4 ? c.xpad.floats((size_t)mb * G * 16) : nullptr;
+    auto pack = [&](long b, long e, int) {
+      for (long i = b; i < e; i++) {
+        const int r = mRows - (int)i * 16 < 16 ? mRows - (int)i * 16 : 16;
+        Kt->amxPackX(x + (size_t)(m0 + i * 16) * K, K, K, Kp, r, planes + i * planeElems,
+                     xsum ? xsum + (size_t)i * G * 16 : nullptr);
+      }
+    };
+    c.pool->parallelFor(mb, 1, nt, pack);
+    auto gemm = [&](long b, long e, int tid) {
+      uint16_t* panel = reinterpret_cast<uint16_t*>(c.threadScratch(tid, (size_t)16 * Kp));
+      for (long nb = b; nb < e; nb++) {
+        const int n0 = (int)nb * 32;
+        const int cols = N - n0 < 32 ? N - n0 : 32;
+        const uint16_t* a;
+        if (m.storage == ST_BF16 && cols == 32) {
+          a = (const uint16_t*)m.data + (size_t)n0 * Kp;
+        } else {
+          Kt->amxPanel(m, n0, cols, panel);
+          a = panel;
+        }
+        // The next block's weights are prefetched in slices while this block runs against each row block.
+        const char* next = (const char*)m.data + (size_t)(n0 + 32) * rowBytes;
+        const size_t nextBytes = next >= wEnd ? 0 : (size_t)(wEnd - next) < blockBytes ? (size_t)(wEnd - next) : blockBytes;
+        const size_t slice = (nextBytes / mb + 63) / 64 * 64;
+        for (int i = 0; i < mb; i++) {
+          const int r = mRows - i * 16 < 16 ? mRows - i * 16 : 16;
+          const size_t off = (size_t)i * slice;
+          const char* pf = nextBytes > off ? next + off : nullptr;
+          const size_t pfBytes = pf ? (nextBytes - off < slice ? nextBytes - off : slice) : 0;
+          Kt->amxBlock(m, a, Kp, n0, planes + i * planeElems, xsum ? xsum + (size_t)i * G * 16 : nullptr,
+                       y + (size_t)(m0 + i * 16) * N + n0, N, r, cols, bias ? bias + n0 : nullptr, pf, pfBytes);
+        }
+      }
+    };
+    c.pool->parallelFor(nBlocks, 1, nt, gemm);
+  }
+}
+}  // namespace
+
+void matmul(Context& c, float* y, const float* x, const WeightT& w, const float* bias, int rows) {
+  const MatW& m = w.mat;
+  const int N = m.N, K = m.K, Kp = m.Kp;
+  const KernelTable* Kt = c.K;
+  if (rows <= 0) return;
+  if (rows <= 4) {
+    float* xp = c.xpad.floats(gemv_prep_floats(rows, Kp));
+    Kt->gemvPrep(m.storage, x, K, K, Kp, rows, xp);
+    auto job = [&](long b, long e, int) { Kt->gemv(m, xp, rows, y, N, bias, (int)b, (int)e); };
+    c.pool->parallelFor(N, 16, threads_for(c, (double)N * Kp * rows), job);
+    return;
+  }
+
+  if (Kt->amxBlock && rows >= kAmxMinRows && amx_storage(m.storage)) {
+    matmul_amx(c, y, x, w, bias, rows);
+    return;
+  }
+
+  const int MR = Kt->gemmMR, NR = Kt->gemmNR;
+  int chunk = (int)(kPackedBytes / ((size_t)Kp * 4)) / MR * MR;
+  if (chunk < MR) chunk = MR;
+  // Even f32 weights go through the panel copy: broadcasting from 12 far-apart rows of W (cold, strided)
+  // measured ~25% slower than from a compact, cache-resident panel.
+  const bool inPlace = false;
+  const int panels = (N + NR - 1) / NR;
+  const int nt = threads_for(c, (double)N * Kp * rows);
+  c.reserveThreadScratch((size_t)NR * Kp);
+  for (int m0 = 0; m0 < rows; m0 += chunk) {
+    const int mRows = rows - m0 < chunk ? rows - m0 : chunk;
+    const int tiles = (mRows + MR - 1) / MR;
+    float* xt = c.xt.floats((size_t)tiles * Kp * MR);
+    auto pack = [&](long b, long e, int) {
+      for (long t = b; t < e; t++) {
+        int r = mRows - (int)t * MR < MR ? mRows - (int)t * MR : MR;
+        Kt->packX(x, K, K, Kp, m0 + (int)t * MR, r, xt + (size_t)t * Kp * MR);
+      }
+    };
+    c.pool->parallelFor(tiles, 1, nt, pack);
+    auto gemm = [&](long b, long e, int tid) {
+      float* panel = c.threadScratch(tid, (size_t)NR * Kp);
+      for (long p = b; p < e; p++) {
+        const int n0 = (int)p * NR;
+        const int cols = N - n0 < NR ? N - n0 : NR;
+        const float* wp;
+        if (inPlace && cols == NR) {
+          wp = (const float*)m.data + (size_t)n0 * Kp;
+        } else {
+          Kt->dequantRows(m, n0, cols, panel);
+          if (cols < NR) std::memset(panel + (size_t)cols * Kp, 0, (size_t)(NR - cols) * Kp * 4);
+          wp = panel;
+        }
+        for (int t = 0; t < tiles; t++) {
+          const int r = mRows - t * MR < MR ? mRows - t * MR : MR;
+          Kt->gemmTile(xt + (size_t)t * Kp * MR, Kp, wp, Kp, y + (size_t)(m0 + t * MR) * N + n0, N, r, cols,
+                       bias ? bias + n0 : nullptr);
+        }
+      }
+    };
+    c.pool->parallelFor(panels, 1, nt, gemm);
+  }
+}
+
+}  // namespace loom

@@ -1,0 +1,160 @@
+// Weight conversion at load: decode the checkpoint's f32/f16/bf16 bytes and store them as f32, f16, bf16,
+// int8 (symmetric, one f32 scale per group of 32) or int4 (f32 scale + min per group of 32).
+// The arithmetic is exactly src/formats/quant.ts's (same divisions in double, same rounding), so the
+// TypeScript quantizer is a bit-exact oracle for the tests. Compiled without FMA contraction.
+#include <math.h>
+
+#include <cstring>
+#include <new>
+
+#include "context.h"
+
+namespace loom {
+
+namespace {
+
+/** Math.round-free rounding shared with quant.ts: floor, then up when the fraction is ≥ 0.5. */
+inline double round_half_up(double v) {
+  double f = floor(v);
+  return v - f >= 0.5 ? f + 1 : f;
+}
+
+float read_src(const uint8_t* src, int dtype, size_t i) {
+  if (dtype == ST_F32) {
+    float f;
+    std::memcpy(&f, src + 4 * i, 4);
+    return f;
+  }
+  uint16_t h;
+  std::memcpy(&h, src + 2 * i, 2);
+  return dtype == ST_BF16 ? bf16_to_f32(h) : f16_to_f32(h);
+}
+
+void quantize_int8_row(const float* x, int K, int Kp, int8_t* q, float* scales) {
+  for (int g = 0; g < Kp / QGROUP; g++) {
+    int n = K - g * QGROUP;
+    if (n > QGROUP) n = QGROUP;
+    quantize_int8_group(x + g * QGROUP, n, q + g * QGROUP, scales + g);
+    for (int i = n; i < QGROUP; i++) q[g * QGROUP + i] = 0;
+  }
+}
+
+void quantize_int4_row(const float* x, int K, int Kp, uint8_t* q, float* dm) {
+  for (int g = 0; g < Kp / QGROUP; g++) {
+    int n = K - g * QGROUP;
+    if (n > QGROUP) n = QGROUP;
+    const float* xs = x + g * QGROUP;
+    float mn = xs[0], mx = xs[0];
+    for (int i = 1; i < n; i++) {
+      if (xs[i] < mn) mn = xs[i];
+      if (xs[i] > mx) mx = xs[i];
+    }
+    float d = (float)(((double)mx - (double)mn) / 15.0);
+    uint8_t qs[QGROUP] = {0};
+    if (d != 0.0f) {
+      for (int i = 0; i < n; i++) {
+        double v = round_half_up(((double)xs[i] - (double)mn) / (double)d);
+        qs[i] = (uint8_t)(v < 0 ? 0 : v > 15 ? 15 : v);
+      }
+    }
+    for (int j = 0; j < 16; j++) q[g * 16 + j] = (uint8_t)(qs[j] | (qs[j + 16] << 4));
+    dm[2 * g] = d;
+    dm[2 * g + 1] = mn;
+  }
+}
+
+}  // namespace
+
+void quantize_int8_group(const float* x, int n, int8_t* q, float* d) {
+  float amax = 0.0f;
+  for (int i = 0; i < n; i++) {
+    float a = fabsf(x[i]);
+    if (a > amax) amax = a;
+  }
+  float s = amax / 127.0f;
+  *d = s;
+  for (int i = 0; i < n; i++) {
+    if (s == 0.0f) {
+      q[i] = 0;
+      continue;
+    }
+    double v = round_half_up((double)x[i] / (double)s);
+    q[i] = (int8_t)(v < -127 ? -127 : v > 127 ? 127 : v);
+  }
+}
+
+WeightT* make_weight(Context& c, const uint8_t* src, int srcDtype, int rows, int cols, int storage) {
+  auto* w = new WeightT();
+  if (cols <= 0) {  // a vector: always f32
+    w->isVector = true;
+    w->mat = MatW{ST_F32, rows, 0, 0, nullptr, nullptr};
+    w->data = aligned_zalloc((size_t)rows * 4);
+    if (!w->data) {
+      delete w;
+      throw std::bad_alloc();
+    }
+    float* d = (float*)w->data;
+    for (int i = 0; i < rows; i++) d[i] = read_src(src, srcDtype, i);
+    w->bytes = (size_t)rows * 4;
+    w->mat.data = w->data;
+    return w;
+  }
+  w->isVector = false;
+  const int K = cols, Kp = round_up(cols, QGROUP), G = Kp / QGROUP;
+  size_t dataBytes = 0, scaleFloats = 0;
+  switch (storage) {
+    case ST_F32: dataBytes = (size_t)rows * Kp * 4; break;
+    case ST_F16:
+    case ST_BF16: dataBytes = (size_t)rows * Kp * 2; break;
+    case ST_INT8:
+      dataBytes = (size_t)rows * Kp;
+      scaleFloats = (size_t)rows * G;
+      break;
+    case ST_INT4:
+      dataBytes = (size_t)rows * Kp / 2;
+      scaleFloats = (size_t)rows * G * 2;
+      break;
+  }
+  w->data = aligned_zalloc(dataBytes);
+  w->scales = scaleFloats ? (float*)aligned_zalloc(scaleFloats * 4) : nullptr;
+  if (!w->data || (scaleFloats && !w->scales)) {
+    aligned_free(w->data);
+    aligned_free(w->scales);
+    delete w;
+    throw std::bad_alloc();
+  }
+  w->bytes = dataBytes + scaleFloats * 4;
+  w->mat = MatW{storage, rows, K, Kp, w->data, w->scales};
+
+  c.reserveThreadScratch((size_t)Kp);
+  auto job = [&](long r0, long r1, int tid) {
+    float* tmp = c.threadScratch(tid, (size_t)Kp);
+    for (long r = r0; r < r1; r++) {
+      for (int k = 0; k < K; k++) tmp[k] = read_src(src, srcDtype, (size_t)r * K + k);
+      for (int k = K; k < Kp; k++) tmp[k] = 0.0f;
+      switch (storage) {
+        case ST_F32: std::memcpy((float*)w->data + (size_t)r * Kp, tmp, (size_t)Kp * 4); break;
+        case ST_F16: {
+          uint16_t* d = (uint16_t*)w->data + (size_t)r * Kp;
+          for (int k = 0; k < Kp; k++) d[k] = f32_to_f16(tmp[k]);
+          break;
+        }
+        case ST_BF16: {
+          uint16_t* d = (uint16_t*)w->data + (size_t)r * Kp;
+          for (int k = 0; k < Kp; k++) d[k] = f32_to_bf16(tmp[k]);
+          break;
+        }
+        case ST_INT8:
+          quantize_int8_row(tmp, K, Kp, (int8_t*)w->data + (size_t)r * Kp, w->scales + (size_t)r * G);
+          break;
+        case ST_INT4:
+          quantize_int4_row(tmp, K, Kp, (uint8_t*)w->data + (size_t)r * Kp / 2, w->scales + (size_t)r * G * 2);
+          break;
+      }
+    }
+  };
+  c.pool->parallelFor(rows, 1, threads_for(c, (double)rows * K), job);
+  return w;
+}
+
+}  // namespace loom

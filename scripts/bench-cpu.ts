@@ -1,0 +1,495 @@
+/**
+ * Native CPU backend benchmark.
+ *
+ *   node --import tsx scripts/bench-cpu.ts [--json out.json] [--threads N] [--isa scalar|avx2|avx512|amx]
+ *                                          [--kv bf16|f32|f16|int8] [--quick]
+ *   node --import tsx scripts/bench-cpu.ts --profile [tiny-llama|smol360m] [bf16|int8|…] [batch]
+ *       (per-op time breakdown of decode steps)
+ *
+ * (a) memory bandwidth probe (multi-threaded streaming read of 1 GB) and GEMV 4096×4096 with bf16 and
+ *     int8 weights: achieved weight-read bandwidth and its % of the probe (goal ≥ 80%). "cold" rotates
+ *     through ≥ 1 GB of copies so weights come from DRAM as in a real model; "hot" reuses one matrix
+ *     (it may sit in a large L3).
+ * (b) decode tokens/s at batch 1, 16 and 64 (one decode token per sequence, each with its own KV blocks
+ *     and ~64 tokens of context in a bf16 KV cache unless --kv says otherwise; LlamaGraph.forward, logits
+ *     for every sequence) for models/tiny-llama and
+ *     a random-weight SmolLM2-360M-shaped model built in memory, with bf16 and int8 weights; the ratio
+ *     batch64/batch1 (goal ≥ 8×) and batch-1 int8 decode as % of probe bandwidth ÷ weight bytes read per
+ *     token (goal 85%).
+ * (c) native vs reference backend, one batch-1 decode step on the 360M shape (goal ≥ 20×).
+ * (d) peak RSS of a process running the 360M model with int8 weights vs int8 weight bytes + KV pool +
+ *     300 MB.
+ * Every heavy part runs in its own child process (so maxRSS is that part's own). Times are medians.
+ */
+import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { availableParallelism, cpus } from "node:os";
+import { fileURLToPath } from "node:url";
+import type { Backend, HostTensor, KvDType, StepMeta, StorageDType, WeightDType } from "../src/backends/backend.ts";
+import { CpuBackend, type CpuIsa } from "../src/backends/cpu/cpu-backend.ts";
+import { ReferenceBackend } from "../src/backends/reference/reference-backend.ts";
+import { hostBf16 } from "../src/formats/dtype.ts";
+import type { SafetensorsModel, TensorInfo } from "../src/formats/safetensors.ts";
+import { type ModelConfig, parseConfig } from "../src/models/config.ts";
+import { LlamaGraph } from "../src/models/graph.ts";
+import { loadModel } from "../src/models/model.ts";
+import { loadWeights, type ModelWeights } from "../src/models/weights.ts";
+
+const args = process.argv.slice(2);
+const flag = (name: string) => args.includes(name);
+const opt = (name: string) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const THREADS = Number(opt("--threads") ?? availableParallelism());
+const QUICK = flag("--quick");
+const ISA = opt("--isa") as CpuIsa | undefined;
+const KV = (opt("--kv") ?? "bf16") as KvDType;
+const SELF = fileURLToPath(import.meta.url);
+const TINY_LLAMA = fileURLToPath(new URL("../models/tiny-llama", import.meta.url));
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const maxRssBytes = () => process.resourceUsage().maxRSS * 1024;
+
+function cpuBackend(): CpuBackend {
+  const r = CpuBackend.tryLoad({ threads: THREADS, isa: ISA });
+  if ("error" in r) {
+    console.error(`bench-cpu: ${r.error}`);
+    process.exit(1);
+  }
+  return r.backend;
+}
+
+// ------------------------------------------------------------------------------------------------
+// models
+// ------------------------------------------------------------------------------------------------
+
+/** SmolLM2-360M's shape (random weights). */
+const SMOL_360M = {
+  architectures: ["LlamaForCausalLM"],
+  model_type: "llama",
+  hidden_size: 960,
+  intermediate_size: 2560,
+  num_hidden_layers: 32,
+  num_attention_heads: 15,
+  num_key_value_heads: 5,
+  head_dim: 64,
+  vocab_size: 49152,
+  tie_word_embeddings: true,
+  rms_norm_eps: 1e-5,
+  rope_theta: 100000,
+  max_position_embeddings: 8192,
+  hidden_act: "silu",
+};
+
+/** An in-memory checkpoint of `cfg` with random bf16 weights (std ≈ 0.02, norms = 1), made on read. */
+function randomCheckpoint(cfg: ModelConfig): SafetensorsModel {
+  const { hiddenSize: h, intermediateSize: inter, numHeads, numKvHeads, headDim, vocabSize } = cfg;
+  const shapes = new Map<string, number[]>();
+  for (let i = 0; i < cfg.numLayers; i++) {
+    const p = `model.layers.${i}.`;
+    shapes.set(`${p}input_layernorm.weight`, [h]);
+    shapes.set(`${p}post_attention_layernorm.weight`, [h]);
+    shapes.set(`${p}self_attn.q_proj.weight`, [numHeads * headDim, h]);
+    shapes.set(`${p}self_attn.k_proj.weight`, [numKvHeads * headDim, h]);
+    shapes.set(`${p}self_attn.v_proj.weight`, [numKvHeads * headDim, h]);
+    shapes.set(`${p}self_attn.o_proj.weight`, [h, numHeads * headDim]);
+    shapes.set(`${p}mlp.gate_proj.weight`, [inter, h]);
+    shapes.set(`${p}mlp.up_proj.weight`, [inter, h]);
+    shapes.set(`${p}mlp.down_proj.weight`, [h, inter]);
+  }
+  shapes.set("model.embed_tokens.weight", [vocabSize, h]);
+  shapes.set("model.norm.weight", [h]);
+  // A pool of random bf16 words; tensors are slices of it at random offsets (fast, never NaN).
+  const POOL = 1 << 20;
+  const pool = new Uint16Array(2 * POOL);
+  let s = 0x9e3779b9;
+  const rnd = () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) / 4294967296;
+  };
+  const vals = new Float32Array(POOL);
+  for (let i = 0; i < POOL; i++) vals[i] = (rnd() + rnd() + rnd() - 1.5) * 0.04;
+  const words = new Uint16Array(hostBf16(vals, [POOL]).data.buffer);
+  pool.set(words);
+  pool.set(words, POOL);
+  const info = (name: string): TensorInfo => {
+    const shape = shapes.get(name);
+    if (!shape) throw new Error(`no tensor ${name}`);
+    const n = shape.reduce((a, b) => a * b, 1);
+    return { name, dtype: "bf16", shape, file: "<random>", offset: 0, byteLength: 2 * n };
+  };
+  return {
+    tensorNames: [...shapes.keys()],
+    has: (name) => shapes.has(name),
+    info,
+    read(name): HostTensor {
+      const { shape } = info(name);
+      const n = shape.reduce((a, b) => a * b, 1);
+      const out = new Uint16Array(n);
+      if (shape.length === 1) {
+        out.fill(0x3f80); // 1.0
+      } else {
+        const off = Math.floor(rnd() * POOL);
+        for (let o = 0; o < n; o += POOL) out.set(pool.subarray(off, off + Math.min(POOL, n - o)), o);
+      }
+      return { dtype: "bf16" as WeightDType, shape, data: new Uint8Array(out.buffer) };
+    },
+    close() {},
+  };
+}
+
+interface Built {
+  graph: LlamaGraph;
+  cfg: ModelConfig;
+  weights: ModelWeights;
+}
+
+function build(model: string, backend: Backend, storage: StorageDType, numBlocks: number, maxTokens: number): Built {
+  const opts = { maxTokens, numBlocks, blockSize: 16, storage, kvDtype: KV };
+  if (model === "tiny-llama") {
+    const m = loadModel(TINY_LLAMA, backend, opts);
+    return { graph: m.graph, cfg: m.config, weights: m.graph.weights };
+  }
+  const cfg = parseConfig(SMOL_360M, "smollm2-360m-shape");
+  const weights = loadWeights(cfg, randomCheckpoint(cfg), backend, storage);
+  return { graph: new LlamaGraph(cfg, weights, backend, opts), cfg, weights };
+}
+
+/** Bytes of weight matrices read by one decode step (every layer matrix + lm_head). */
+function bytesPerToken(w: ModelWeights): number {
+  const b = (x: unknown) => (x as { bytes?: number }).bytes ?? 0;
+  let sum = b(w.lmHead);
+  for (const l of w.layers) sum += b(l.qkv) + b(l.o) + b(l.gateUp) + b(l.down);
+  return sum;
+}
+
+function uniqueWeightBytes(w: ModelWeights): number {
+  const seen = new Set<unknown>();
+  let sum = 0;
+  const add = (x: unknown) => {
+    if (!x || seen.has(x)) return;
+    seen.add(x);
+    sum += (x as { bytes?: number }).bytes ?? 0;
+  };
+  add(w.embed);
+  add(w.lmHead);
+  add(w.finalNorm);
+  for (const l of w.layers) for (const v of Object.values(l)) add(v);
+  return sum;
+}
+
+const CTX = 64;
+const BLOCK = 16;
+
+/** Decode step metadata: n sequences, each with its own blocks, at position ctx + step. */
+function decodeMeta(n: number, step: number, blocksPerSeq: number, vocab: number): StepMeta {
+  const pos = CTX + step;
+  const tokenIds = Int32Array.from({ length: n }, (_, i) => (i * 7919 + step * 104729) % vocab);
+  const positions = new Int32Array(n).fill(pos);
+  const blockTables = Int32Array.from({ length: n * blocksPerSeq }, (_, i) => i);
+  const slotMapping = Int32Array.from(
+    { length: n },
+    (_, s) => blockTables[s * blocksPerSeq + Math.floor(pos / BLOCK)] * BLOCK + (pos % BLOCK),
+  );
+  return {
+    numTokens: n,
+    tokenIds,
+    positions,
+    slotMapping,
+    numSeqs: n,
+    queryStart: Int32Array.from({ length: n + 1 }, (_, i) => i),
+    seqLens: new Int32Array(n).fill(pos + 1),
+    blockTables,
+    maxBlocksPerSeq: blocksPerSeq,
+  };
+}
+
+/** Median and best seconds per decode step at batch n. */
+function timeDecode(g: Built, n: number, steps: number, warmup = 2): { median: number; best: number } {
+  const bps = Math.ceil((CTX + warmup + steps + 1) / BLOCK);
+  const rows = Int32Array.from({ length: n }, (_, i) => i);
+  const metas = Array.from({ length: warmup + steps }, (_, i) => decodeMeta(n, i, bps, g.cfg.vocabSize));
+  const times: number[] = [];
+  metas.forEach((m, i) => {
+    const t0 = performance.now();
+    g.graph.forward(m, rows);
+    if (i >= warmup) times.push((performance.now() - t0) / 1e3);
+  });
+  return { median: median(times), best: Math.min(...times) };
+}
+
+// ------------------------------------------------------------------------------------------------
+// child sections
+// ------------------------------------------------------------------------------------------------
+
+function sectionBandwidth() {
+  const be = cpuBackend();
+  const probe = Array.from(be.probeBandwidth(1 << 30, QUICK ? 4 : 10));
+  const N = 4096;
+  const K = 4096;
+  const vals = new Float32Array(N * K);
+  for (let i = 0; i < vals.length; i++) vals[i] = Math.sin(i * 0.37) * 0.05;
+  const host = hostBf16(vals, [N, K]);
+  const x = be.buffer(64 * K);
+  be.write(
+    x,
+    new Float32Array(64 * K).map((_, i) => Math.cos(i)),
+  );
+  const y = be.buffer(64 * N);
+  const gemv: Record<string, unknown> = {};
+  for (const storage of ["bf16", "int8"] as StorageDType[]) {
+    const first = be.weight(host, storage) as unknown as { bytes: number };
+    const bytes = first.bytes;
+    const copies = [first, ...Array.from({ length: Math.ceil(2 ** 30 / bytes) - 1 }, () => be.weight(host, storage))];
+    const ws = copies as unknown as ReturnType<typeof be.weight>[];
+    const time = (rows: number, pick: (i: number) => ReturnType<typeof be.weight>, reps: number) => {
+      for (let i = 0; i < 3; i++) be.matmul(y, x, pick(i), null, rows);
+      const t: number[] = [];
+      for (let i = 0; i < reps; i++) {
+        const t0 = performance.now();
+        be.matmul(y, x, pick(i), null, rows);
+        t.push((performance.now() - t0) / 1e3);
+      }
+      return { median: median(t), best: Math.min(...t) };
+    };
+    const reps = QUICK ? ws.length : 3 * ws.length;
+    const cold = time(1, (i) => ws[i % ws.length], reps);
+    const hot = time(1, () => ws[0], QUICK ? 20 : 60);
+    const gemm = time(64, (i) => ws[i % ws.length], QUICK ? 4 : 10);
+    gemv[storage] = {
+      bytes,
+      coldGBs: bytes / cold.median / 1e9,
+      coldBestGBs: bytes / cold.best / 1e9,
+      hotGBs: bytes / hot.median / 1e9,
+      gemm64Gflops: (2 * 64 * N * K) / gemm.median / 1e9,
+    };
+  }
+  return { isa: be.isa, threads: be.threads, probeGBs: median(probe), probeBestGBs: Math.max(...probe), gemv };
+}
+
+function sectionDecode(model: string, storage: StorageDType) {
+  const be = cpuBackend();
+  const batches = [1, 16, 64];
+  const steps = QUICK ? 3 : model === "tiny-llama" ? 20 : 6;
+  const bps = Math.ceil((CTX + 2 + steps + 1) / BLOCK);
+  const t0 = performance.now();
+  const g = build(model, be, storage, 64 * bps, 64);
+  const loadS = (performance.now() - t0) / 1e3;
+  const tokS: Record<number, number> = {};
+  const tokSBest: Record<number, number> = {};
+  for (const n of batches) {
+    const t = timeDecode(g, n, n === 1 ? steps * 2 : steps);
+    tokS[n] = n / t.median;
+    tokSBest[n] = n / t.best;
+  }
+  const kvBytes = g.graph.kv.reduce((a, l) => a + ((l as unknown as { bytes?: number }).bytes ?? 0), 0);
+  return {
+    model,
+    storage,
+    isa: be.isa,
+    threads: be.threads,
+    loadS,
+    tokS,
+    tokSBest,
+    weightBytes: uniqueWeightBytes(g.weights),
+    bytesPerToken: bytesPerToken(g.weights),
+    kvBytes,
+    maxRssBytes: maxRssBytes(),
+  };
+}
+
+function sectionReference() {
+  const bps = Math.ceil((CTX + 8) / BLOCK);
+  const out: Record<string, number> = {};
+  for (const storage of ["f32", "bf16"] as StorageDType[]) {
+    const be = cpuBackend();
+    const g = build("smol360m", be, storage, bps, 1);
+    out[`native_${storage}_s`] = timeDecode(g, 1, QUICK ? 3 : 7).median;
+    be.dispose();
+  }
+  const ref = new ReferenceBackend();
+  const g = build("smol360m", ref, "f32", bps, 1);
+  out.reference_s = timeDecode(g, 1, QUICK ? 1 : 2, 1).median;
+  return out;
+}
+
+/** Per-op breakdown of decode steps (wraps the backend's methods with timers). */
+function sectionProfile(model: string, storage: StorageDType, n: number) {
+  const be = cpuBackend();
+  const steps = 8;
+  const bps = Math.ceil((CTX + 2 + steps + 1) / BLOCK);
+  const g = build(model, be, storage, n * bps, n);
+  const prof = new Map<string, number>();
+  const ops = ["beginStep", "embed", "rmsNorm", "addRmsNorm", "matmul", "rope", "headNorm", "writeKv", "attention"];
+  ops.push("gatedAct", "gatherRows", "read");
+  const target = be as unknown as Record<string, (...a: unknown[]) => unknown>;
+  for (const k of ops) {
+    const orig = target[k].bind(be);
+    target[k] = (...a: unknown[]) => {
+      const t0 = performance.now();
+      const r = orig(...a);
+      prof.set(k, (prof.get(k) ?? 0) + performance.now() - t0);
+      return r;
+    };
+  }
+  timeDecode(g, n, 2, 2);
+  prof.clear();
+  const stepS = timeDecode(g, n, steps, 0).median;
+  const total = [...prof.values()].reduce((a, b) => a + b, 0);
+  console.log(`${model} ${storage} batch ${n}: ${(stepS * 1e3).toFixed(2)} ms/step (median), ops:`);
+  for (const [k, v] of [...prof].sort((a, b) => b[1] - a[1])) {
+    console.log(
+      `  ${k.padEnd(12)} ${(v / steps).toFixed(3).padStart(9)} ms  ${((100 * v) / total).toFixed(1).padStart(5)}%`,
+    );
+  }
+  return {};
+}
+
+function runChild(section: string, params: string[] = []): Record<string, unknown> {
+  const res = spawnSync(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      SELF,
+      "--child",
+      section,
+      ...params,
+      "--threads",
+      String(THREADS),
+      ...(QUICK ? ["--quick"] : []),
+    ],
+    { encoding: "utf8", maxBuffer: 64 << 20, stdio: ["ignore", "pipe", "inherit"] },
+  );
+  const line = (res.stdout ?? "").split("\n").find((l) => l.startsWith("__RESULT__"));
+  if (res.status !== 0 || !line) throw new Error(`bench child ${section} ${params.join(" ")} failed (${res.status})`);
+  return JSON.parse(line.slice("__RESULT__".length));
+}
+
+// ------------------------------------------------------------------------------------------------
+// main
+// ------------------------------------------------------------------------------------------------
+
+if (flag("--profile")) {
+  const p = args.slice(args.indexOf("--profile") + 1).filter((a) => !a.startsWith("--"));
+  sectionProfile(p[0] ?? "smol360m", (p[1] ?? "int8") as StorageDType, Number(p[2] ?? 1));
+  process.exit(0);
+}
+
+if (flag("--child")) {
+  const section = opt("--child");
+  const params = args.slice(args.indexOf("--child") + 2).filter((a) => !a.startsWith("--"));
+  let result: unknown;
+  if (section === "bandwidth") result = sectionBandwidth();
+  else if (section === "decode") result = sectionDecode(params[0], params[1] as StorageDType);
+  else if (section === "reference") result = sectionReference();
+  else throw new Error(`unknown section ${section}`);
+  console.log(`__RESULT__${JSON.stringify(result)}`);
+  process.exit(0);
+}
+
+const probe = CpuBackend.tryLoad({ threads: 1, isa: ISA });
+if ("error" in probe) {
+  console.error(`bench-cpu: ${probe.error}`);
+  process.exit(1);
+}
+probe.backend.dispose();
+
+const log = (s = "") => console.log(s);
+const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
+const f1 = (x: number) => x.toFixed(1);
+const mb = (x: number) => `${(x / 2 ** 20).toFixed(0)} MB`;
+const pad = (s: string | number, n: number) => String(s).padStart(n);
+
+log(`CPU: ${cpus()[0]?.model ?? "?"}, ${THREADS} threads${QUICK ? " (quick)" : ""}`);
+type Gemv = { bytes: number; coldGBs: number; coldBestGBs: number; hotGBs: number; gemm64Gflops: number };
+const bw = runChild("bandwidth") as {
+  isa: string;
+  threads: number;
+  probeGBs: number;
+  probeBestGBs: number;
+  gemv: Record<string, Gemv>;
+};
+log(`ISA: ${bw.isa}`);
+log();
+log(`(a) bandwidth probe (1 GB streaming read): ${f1(bw.probeGBs)} GB/s median, ${f1(bw.probeBestGBs)} best`);
+log("    GEMV 4096x4096, 1 row   cold GB/s  % probe  (best, % best)   hot GB/s   GEMM 64 rows GFLOP/s");
+for (const [st, g] of Object.entries(bw.gemv)) {
+  log(
+    `    ${st.padEnd(22)}${pad(f1(g.coldGBs), 9)}${pad(pct(g.coldGBs / bw.probeGBs), 10)}${pad(`(${f1(g.coldBestGBs)}, ${pct(g.coldBestGBs / bw.probeBestGBs)})`, 16)}${pad(f1(g.hotGBs), 11)}${pad(f1(g.gemm64Gflops), 12)}`,
+  );
+}
+
+type Decode = {
+  model: string;
+  storage: string;
+  loadS: number;
+  tokS: Record<string, number>;
+  tokSBest: Record<string, number>;
+  weightBytes: number;
+  bytesPerToken: number;
+  kvBytes: number;
+  maxRssBytes: number;
+};
+const decodes: Decode[] = [];
+for (const model of ["tiny-llama", "smol360m"]) {
+  for (const storage of ["bf16", "int8"]) decodes.push(runChild("decode", [model, storage]) as unknown as Decode);
+}
+log();
+log(`(b) decode tokens/s (context ${CTX}, ${KV} KV cache, one token per sequence, logits for every sequence)`);
+log("    model        weights  weight MB   batch 1  batch 16  batch 64  64/1    b1 % of BW/bytes");
+for (const d of decodes) {
+  const ideal = (bw.probeGBs * 1e9) / d.bytesPerToken;
+  for (const [label, t] of [
+    ["median", d.tokS],
+    ["best", d.tokSBest],
+  ] as const) {
+    const name = label === "median" ? `${d.model.padEnd(12)} ${d.storage.padEnd(8)}` : `${"  (best)".padEnd(21)}`;
+    log(
+      `    ${name}${pad(label === "median" ? (d.weightBytes / 2 ** 20).toFixed(0) : "", 9)}${pad(f1(t[1]), 10)}${pad(f1(t[16]), 10)}${pad(f1(t[64]), 10)}${pad(`${f1(t[64] / t[1])}x`, 7)}${pad(pct(t[1] / ideal), 10)}`,
+    );
+  }
+}
+
+const ref = runChild("reference") as Record<string, number>;
+log();
+log("(c) 360M shape, one batch-1 decode step");
+log(
+  `    reference ${f1(ref.reference_s * 1e3)} ms; native f32 ${f1(ref.native_f32_s * 1e3)} ms (${f1(ref.reference_s / ref.native_f32_s)}x); native bf16 ${f1(ref.native_bf16_s * 1e3)} ms (${f1(ref.reference_s / ref.native_bf16_s)}x)`,
+);
+
+const i8 = decodes.find((d) => d.model === "smol360m" && d.storage === "int8") as Decode;
+const budget = i8.weightBytes + i8.kvBytes + 300 * 2 ** 20;
+log();
+log("(d) peak RSS, 360M int8 process (load + decode at batch 1/16/64)");
+log(
+  `    maxRSS ${mb(i8.maxRssBytes)} vs budget ${mb(budget)} (weights ${mb(i8.weightBytes)} + KV ${mb(i8.kvBytes)} + 300 MB): ${i8.maxRssBytes <= budget ? "within" : "OVER"}`,
+);
+
+const smolI8 = i8;
+const goals = {
+  gemvBf16PctOfProbe: bw.gemv.bf16.coldGBs / bw.probeGBs,
+  gemvInt8PctOfProbe: bw.gemv.int8.coldGBs / bw.probeGBs,
+  smolInt8Batch64OverBatch1: smolI8.tokS[64] / smolI8.tokS[1],
+  smolBf16Batch64OverBatch1:
+    (decodes.find((d) => d.model === "smol360m" && d.storage === "bf16") as Decode).tokS[64] /
+    (decodes.find((d) => d.model === "smol360m" && d.storage === "bf16") as Decode).tokS[1],
+  smolInt8Batch1PctOfBandwidth: smolI8.tokS[1] / ((bw.probeGBs * 1e9) / smolI8.bytesPerToken),
+  nativeBf16OverReference: ref.reference_s / ref.native_bf16_s,
+  nativeF32OverReference: ref.reference_s / ref.native_f32_s,
+  rssWithinBudget: i8.maxRssBytes <= budget,
+};
+const jsonOut = opt("--json");
+if (jsonOut) {
+  writeFileSync(
+    jsonOut,
+    `${JSON.stringify({ cpu: cpus()[0]?.model, threads: THREADS, kv: KV, quick: QUICK, bandwidth: bw, decode: decodes, reference: ref, rss: { maxRssBytes: i8.maxRssBytes, budgetBytes: budget }, goals }, null, 2)}\n`,
+  );
+  log(`\nwrote ${jsonOut}`);
+}

@@ -1,0 +1,379 @@
+/**
+ * The native CPU backend: the Backend ops run in a C++ Node-API addon (native/cpu, built by
+ * `node scripts/build-native.mjs` into build/Release/loom_cpu.node).
+ *
+ * - Kernels are compiled per ISA level: scalar, avx2 (AVX2+FMA+F16C), avx512 (F/BW/VL/DQ) and amx
+ *   (avx512 + AMX-BF16 tile GEMM). The best one the CPU (and OS) supports is picked at load; `isa` or
+ *   LOOM_CPU_ISA=scalar|avx2|avx512|amx forces another (the tests run every available one).
+ * - A persistent thread pool (default os.availableParallelism() threads; the JS thread is worker 0)
+ *   runs every op as a static-chunked parallel-for whose chunks idle threads may steal, so a descheduled
+ *   thread never stalls an op. Helpers spin ~150 µs between ops, then sleep on a futex.
+ * - Weights, activation buffers and KV pools live in native 64-byte-aligned memory; JS holds small
+ *   handles (ids; a FinalizationRegistry frees dropped ones). Ops pass only numbers (plus the step's
+ *   Int32Arrays, copied once by beginStep), so a forward pass allocates nothing in JS.
+ * - Weight storage: f32, f16, bf16, int8, int4 (src/formats/quant.ts is the spec), rows padded to a
+ *   multiple of 32 columns.
+ * - Matmul: rows ≤ 4 → GEMV: each weight row streamed once, dequantized in registers (int8/int4 scale
+ *   applied once per group; bf16 split into even/odd lanes with one shift + one AND). More rows → GEMM:
+ *   avx2/avx512 dequantize a panel of weight rows to f32 once and reuse it from cache for every tile of
+ *   rows (broadcast-FMA micro-kernel); amx (≥ 16 rows, bf16/int8/int4 weights) multiplies bf16 tiles.
+ *
+ * Accuracy choices (all within the conformance tolerances, test/backends/conformance.ts):
+ * - Activations are never rounded to bf16 or quantized to int8: that is what AVX-512 BF16 (vdpbf16ps)
+ *   and VNNI would need, and it costs ~0.4% per element — far from "same as the reference up to
+ *   accumulation order". avx2/avx512 do all matmul arithmetic in f32 (weights widened in registers).
+ * - amx splits each activation into bf16 terms (x = hi + mid + lo for bf16 weights: f32-level error;
+ *   hi + mid for int8/int4, ~1e-5 of the output scale, far below the weights' quantization error) and
+ *   multiplies them with the exact bf16 weights / int8-int4 codes, applying the per-group scales in f32.
+ */
+import { createRequire } from "node:module";
+import { availableParallelism } from "node:os";
+import type {
+  Activation,
+  AttentionParams,
+  Backend,
+  Buf,
+  HostTensor,
+  KvDType,
+  KvLayer,
+  RopeParams,
+  StepMeta,
+  StorageDType,
+  Weight,
+} from "../backend.ts";
+
+export type CpuIsa = "scalar" | "avx2" | "avx512" | "amx";
+
+export interface CpuBackendOptions {
+  /** Worker threads including the calling thread (default: os.availableParallelism()). */
+  threads?: number;
+  /** Force a kernel set (default: LOOM_CPU_ISA, else the best this CPU supports). */
+  isa?: CpuIsa;
+}
+
+/** The addon's surface (native/cpu/addon.cc). */
+interface NativeCpu {
+  describe(): string;
+  isa(): CpuIsa;
+  threads(): number;
+  buffer(size: number): number;
+  write(buf: number, data: Float32Array): void;
+  read(buf: number, out: Float32Array): void;
+  weight(data: Uint8Array, srcDtype: number, rows: number, cols: number, storage: number): number;
+  weightBytes(w: number): number;
+  kvLayer(numBlocks: number, blockSize: number, numKvHeads: number, headDim: number, dtype: number): number;
+  kvBytes(kv: number): number;
+  free(kind: number, id: number): void;
+  dispose(): void;
+  beginStep(
+    numTokens: number,
+    tokenIds: Int32Array,
+    positions: Int32Array,
+    slotMapping: Int32Array,
+    numSeqs: number,
+    queryStart: Int32Array,
+    seqLens: Int32Array,
+    blockTables: Int32Array,
+    maxBlocksPerSeq: number,
+  ): void;
+  embed(out: number, table: number, scale: number): void;
+  rmsNorm(out: number, x: number, w: number, rows: number, dim: number, eps: number, plusOne: boolean): void;
+  addRmsNorm(
+    out: number,
+    res: number,
+    x: number,
+    w: number,
+    rows: number,
+    dim: number,
+    eps: number,
+    plusOne: boolean,
+  ): void;
+  matmul(out: number, x: number, w: number, bias: number, rows: number): void;
+  add(a: number, b: number, n: number): void;
+  rope(
+    x: number,
+    rows: number,
+    rowStride: number,
+    offset: number,
+    numHeads: number,
+    headDim: number,
+    rotaryDim: number,
+    invFreq: Float32Array,
+    attentionFactor: number,
+  ): void;
+  headNorm(
+    x: number,
+    rows: number,
+    rowStride: number,
+    offset: number,
+    numHeads: number,
+    headDim: number,
+    w: number,
+    eps: number,
+    plusOne: boolean,
+  ): void;
+  gatedAct(out: number, gateUp: number, rows: number, inter: number, act: number): void;
+  writeKv(kv: number, qkv: number, rowStride: number, kOffset: number, vOffset: number): void;
+  attention(
+    out: number,
+    qkv: number,
+    rowStride: number,
+    kv: number,
+    numHeads: number,
+    numKvHeads: number,
+    headDim: number,
+    scale: number,
+    window: number,
+    softcap: number,
+  ): void;
+  gatherRows(out: number, x: number, rowIdx: Int32Array, dim: number): void;
+  copyBlocks(kv: number, src: Int32Array, dst: Int32Array): void;
+  probeBandwidth(bytes: number, reps: number): Float64Array;
+}
+
+interface NativeModule {
+  NativeCpu: new (threads: number, isa: string) => NativeCpu;
+  supportedIsas(): CpuIsa[];
+}
+
+const ADDON_PATH = "../../../build/Release/loom_cpu.node";
+let loaded: NativeModule | { error: string } | null = null;
+
+function firstLine(e: unknown): string {
+  return String((e as Error)?.message ?? e).split("\n")[0];
+}
+
+/** Loads the addon once; an error (one line) when it is missing or cannot load. */
+function loadAddon(): NativeModule | { error: string } {
+  if (loaded) return loaded;
+  try {
+    loaded = createRequire(import.meta.url)(ADDON_PATH) as NativeModule;
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    loaded = {
+      error:
+        code === "MODULE_NOT_FOUND"
+          ? "native CPU addon not built (build/Release/loom_cpu.node missing; run `node scripts/build-native.mjs`)"
+          : `native CPU addon failed to load: ${firstLine(e)}`,
+    };
+  }
+  return loaded;
+}
+
+const SRC_DTYPE = { f32: 0, f16: 1, bf16: 2 } as const;
+const STORAGE = { f32: 0, f16: 1, bf16: 2, int8: 3, int4: 4 } as const;
+const KV_DTYPE = { f32: 0, bf16: 1, f16: 2, int8: 3 } as const;
+const ACT = { silu: 0, gelu_tanh: 1 } as const;
+const KIND_BUF = 0;
+const KIND_WEIGHT = 1;
+const KIND_KV = 2;
+
+class CpuBuf implements Buf {
+  constructor(
+    readonly id: number,
+    readonly size: number,
+  ) {}
+}
+
+class CpuWeight implements Weight {
+  constructor(
+    readonly id: number,
+    readonly shape: readonly number[],
+    readonly storage: StorageDType,
+    /** Bytes of native storage. */
+    readonly bytes: number,
+  ) {}
+}
+
+class CpuKv implements KvLayer {
+  constructor(
+    readonly id: number,
+    readonly numBlocks: number,
+    /** Bytes of native storage (K and V). */
+    readonly bytes: number,
+  ) {}
+}
+
+const id = (x: Buf | Weight | KvLayer) => (x as CpuBuf).id;
+
+export class CpuBackend implements Backend {
+  readonly name = "cpu";
+  readonly isa: CpuIsa;
+  readonly threads: number;
+  readonly #n: NativeCpu;
+  #disposed = false;
+  /** Frees the native side of handles that become garbage (held value: kind * 2^32 + id). */
+  readonly #registry = new FinalizationRegistry<number>((key) => {
+    if (!this.#disposed) this.#n.free(Math.floor(key / 2 ** 32), key % 2 ** 32);
+  });
+
+  /** The backend, or a one-line reason why it cannot run here. Never throws. */
+  static tryLoad(opts: CpuBackendOptions = {}): { backend: CpuBackend } | { error: string } {
+    try {
+      return { backend: new CpuBackend(opts) };
+    } catch (e) {
+      return { error: firstLine(e) };
+    }
+  }
+
+  /** The kernel sets this CPU and build can run (empty when the addon is not built). */
+  static supportedIsas(): CpuIsa[] {
+    const mod = loadAddon();
+    return "error" in mod ? [] : mod.supportedIsas();
+  }
+
+  /** Throws when the addon is missing or the requested ISA is unavailable (prefer tryLoad). */
+  constructor(opts: CpuBackendOptions = {}) {
+    const mod = loadAddon();
+    if ("error" in mod) throw new Error(mod.error);
+    const threads = Math.max(1, Math.floor(opts.threads ?? availableParallelism()));
+    try {
+      this.#n = new mod.NativeCpu(threads, opts.isa ?? "");
+    } catch (e) {
+      const env = process.env.LOOM_CPU_ISA;
+      const via = opts.isa ? "" : env ? ` (LOOM_CPU_ISA=${env})` : "";
+      throw new Error(`${firstLine(e)}${via}`);
+    }
+    this.isa = this.#n.isa();
+    this.threads = this.#n.threads();
+  }
+
+  describe(): string {
+    return this.#n.describe();
+  }
+
+  #track<T extends object>(handle: T, kind: number, nativeId: number): T {
+    this.#registry.register(handle, kind * 2 ** 32 + nativeId);
+    return handle;
+  }
+
+  weight(t: HostTensor, storage: StorageDType = "f32"): Weight {
+    const isMatrix = t.shape.length > 1;
+    const rows = t.shape[0];
+    const cols = isMatrix ? t.shape.slice(1).reduce((a, b) => a * b, 1) : 0;
+    const st: StorageDType = isMatrix ? storage : "f32";
+    const wid = this.#n.weight(t.data, SRC_DTYPE[t.dtype], rows, cols, STORAGE[st]);
+    return this.#track(new CpuWeight(wid, t.shape, st, this.#n.weightBytes(wid)), KIND_WEIGHT, wid);
+  }
+
+  buffer(size: number): Buf {
+    const bid = this.#n.buffer(size);
+    return this.#track(new CpuBuf(bid, size), KIND_BUF, bid);
+  }
+
+  write(buf: Buf, data: Float32Array): void {
+    this.#n.write(id(buf), data);
+  }
+
+  read(buf: Buf, out: Float32Array): void {
+    this.#n.read(id(buf), out);
+  }
+
+  kvLayer(numBlocks: number, blockSize: number, numKvHeads: number, headDim: number, dtype: KvDType): KvLayer {
+    const kid = this.#n.kvLayer(numBlocks, blockSize, numKvHeads, headDim, KV_DTYPE[dtype]);
+    return this.#track(new CpuKv(kid, numBlocks, this.#n.kvBytes(kid)), KIND_KV, kid);
+  }
+
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#n.dispose();
+  }
+
+  beginStep(m: StepMeta): void {
+    this.#n.beginStep(
+      m.numTokens,
+      m.tokenIds,
+      m.positions,
+      m.slotMapping,
+      m.numSeqs,
+      m.queryStart,
+      m.seqLens,
+      m.blockTables,
+      m.maxBlocksPerSeq,
+    );
+  }
+
+  embed(out: Buf, table: Weight, scale: number): void {
+    this.#n.embed(id(out), id(table), scale);
+  }
+
+  rmsNorm(out: Buf, x: Buf, w: Weight, rows: number, dim: number, eps: number, plusOne: boolean): void {
+    this.#n.rmsNorm(id(out), id(x), id(w), rows, dim, eps, plusOne);
+  }
+
+  addRmsNorm(
+    out: Buf,
+    residual: Buf,
+    x: Buf,
+    w: Weight,
+    rows: number,
+    dim: number,
+    eps: number,
+    plusOne: boolean,
+  ): void {
+    this.#n.addRmsNorm(id(out), id(residual), id(x), id(w), rows, dim, eps, plusOne);
+  }
+
+  matmul(out: Buf, x: Buf, w: Weight, bias: Weight | null, rows: number): void {
+    this.#n.matmul(id(out), id(x), id(w), bias ? id(bias) : -1, rows);
+  }
+
+  add(a: Buf, b: Buf, n: number): void {
+    this.#n.add(id(a), id(b), n);
+  }
+
+  rope(x: Buf, rows: number, rowStride: number, offset: number, p: RopeParams): void {
+    this.#n.rope(id(x), rows, rowStride, offset, p.numHeads, p.headDim, p.rotaryDim, p.invFreq, p.attentionFactor);
+  }
+
+  headNorm(
+    x: Buf,
+    rows: number,
+    rowStride: number,
+    offset: number,
+    numHeads: number,
+    headDim: number,
+    w: Weight,
+    eps: number,
+    plusOne: boolean,
+  ): void {
+    this.#n.headNorm(id(x), rows, rowStride, offset, numHeads, headDim, id(w), eps, plusOne);
+  }
+
+  gatedAct(out: Buf, gateUp: Buf, rows: number, inter: number, act: Activation): void {
+    this.#n.gatedAct(id(out), id(gateUp), rows, inter, ACT[act]);
+  }
+
+  writeKv(kv: KvLayer, qkv: Buf, rowStride: number, kOffset: number, vOffset: number): void {
+    this.#n.writeKv(id(kv), id(qkv), rowStride, kOffset, vOffset);
+  }
+
+  attention(out: Buf, qkv: Buf, rowStride: number, kv: KvLayer, p: AttentionParams): void {
+    this.#n.attention(
+      id(out),
+      id(qkv),
+      rowStride,
+      id(kv),
+      p.numHeads,
+      p.numKvHeads,
+      p.headDim,
+      p.scale,
+      p.slidingWindow,
+      p.softcap,
+    );
+  }
+
+  gatherRows(out: Buf, x: Buf, rowIdx: Int32Array, dim: number): void {
+    this.#n.gatherRows(id(out), id(x), rowIdx, dim);
+  }
+
+  copyBlocks(layers: readonly KvLayer[], src: Int32Array, dst: Int32Array): void {
+    for (let i = 0; i < layers.length; i++) this.#n.copyBlocks(id(layers[i]), src, dst);
+  }
+
+  /** Multi-threaded streaming read of a `bytes` buffer, GB/s per repetition (benchmark probe). */
+  probeBandwidth(bytes: number, reps: number): Float64Array {
+    return this.#n.probeBandwidth(bytes, reps);
+  }
+}
