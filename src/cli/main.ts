@@ -5,6 +5,7 @@
 import { Command } from "commander";
 import { registerBench } from "./bench.ts";
 import { registerChat } from "./chat.ts";
+import { registerConvert } from "./convert.ts";
 import { registerGenerate } from "./generate.ts";
 import { registerServe } from "./serve.ts";
 import { registerValidate } from "./validate.ts";
@@ -20,6 +21,7 @@ export async function main(argv: string[]): Promise<void> {
   registerChat(program);
   registerValidate(program);
   registerBench(program);
+  registerConvert(program);
   try {
     await program.parseAsync(argv);
   } catch (e) {

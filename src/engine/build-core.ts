@@ -50,7 +50,11 @@ export async function buildCore(opts: EngineOptions): Promise<BuiltCore> {
   // A step must hold at least one whole prompt chunk per sequence; the naive policy prefills whole prompts.
   const maxNumBatchedTokens =
     opts.scheduler === "naive" ? Math.max(opts.maxNumBatchedTokens, maxModelLen) : opts.maxNumBatchedTokens;
-  const storage = opts.quantization === "none" ? (backend.name === "reference" ? "f32" : "bf16") : opts.quantization;
+  // A GGUF keeps its own tensor formats unless the user asks for one; HF checkpoints run as bf16 on native
+  // backends and f32 on the reference backend.
+  const isGguf = opts.model.endsWith(".gguf");
+  const storage =
+    opts.quantization !== "none" ? opts.quantization : isGguf ? undefined : backend.name === "reference" ? "f32" : "bf16";
   const model = loadModel(opts.model, backend, {
     maxTokens: maxNumBatchedTokens,
     numBlocks,
@@ -100,7 +104,7 @@ export async function buildCore(opts: EngineOptions): Promise<BuiltCore> {
     modelName: opts.servedModelName ?? basename(resolve(opts.model)),
     modelDir: resolve(opts.model),
     backend: backend.describe(),
-    dtype: storage,
+    dtype: storage ?? "as stored in the GGUF",
     maxModelLen,
     blockSize: opts.blockSize,
     numBlocks,

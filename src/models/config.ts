@@ -6,6 +6,8 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { ggufToHfConfig } from "../formats/gguf/hf-config.ts";
+import { GgufFile, isGgufFile } from "../formats/gguf/reader.ts";
 import { ModelFileError } from "../formats/model-file-error.ts";
 import { type ArchTraits, resolveArchitecture } from "./registry.ts";
 import { parseRopeSpec, type RopeSpec } from "./rope.ts";
@@ -157,8 +159,25 @@ export function parseConfig(
   };
 }
 
-/** Loads `config.json` and `generation_config.json` (optional) from a model folder. */
+/** The config of a GGUF file: its metadata mapped onto config.json keys (formats/gguf/hf-config.ts), parsed. */
+export function configFromGguf(file: GgufFile): ModelConfig {
+  const { config, generation } = ggufToHfConfig(file);
+  return parseConfig(config, file.path, generation);
+}
+
+/**
+ * Loads `config.json` and `generation_config.json` (optional) from a model folder, or the equivalent
+ * from the metadata of a `.gguf` file.
+ */
 export function loadConfig(modelDir: string): ModelConfig {
+  if (isGgufFile(modelDir)) {
+    const file = GgufFile.open(modelDir);
+    try {
+      return configFromGguf(file);
+    } finally {
+      file.close();
+    }
+  }
   const file = join(modelDir, "config.json");
   if (!existsSync(file)) throw new ModelFileError(`${file}: not found (is ${modelDir} a model folder?)`, file);
   const genFile = join(modelDir, "generation_config.json");

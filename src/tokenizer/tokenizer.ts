@@ -4,6 +4,9 @@
  */
 import { join } from "node:path";
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
+import { GgufFile, isGgufFile } from "../formats/gguf/reader.ts";
+import { ggufTokenizerObjects } from "../formats/gguf/tokenizer-meta.ts";
+import { ModelFileError } from "../formats/model-file-error.ts";
 import { type ChatMessageLike, ChatTemplate, ChatTemplateError, selectChatTemplate } from "./chat-template.ts";
 import { type JsonObject, readTokenizerFiles, type TokenizerFiles } from "./model-files.ts";
 import { type AddedTokenDecl, configAddedTokens, resolveSpecialTokens, type SpecialTokens } from "./special-tokens.ts";
@@ -71,12 +74,63 @@ export class Tokenizer {
 
   /**
    * Loads the tokenizer of a Hugging Face model folder (tokenizer.json required; tokenizer_config.json,
-   * generation_config.json, special_tokens_map.json, chat_template.jinja optional).
+   * generation_config.json, special_tokens_map.json, chat_template.jinja optional), or of a `.gguf` file
+   * (built from its tokenizer.ggml.* metadata, see formats/gguf/tokenizer-meta.ts).
    * Throws an Error naming the file when tokenizer.json is missing or invalid.
    */
   static async load(modelDir: string): Promise<Tokenizer> {
+    if (isGgufFile(modelDir)) return Tokenizer.fromGguf(modelDir);
     const files = await readTokenizerFiles(modelDir);
-    const tokenizerPath = join(modelDir, "tokenizer.json");
+    return Tokenizer.#build(files, join(modelDir, "tokenizer.json"));
+  }
+
+  /**
+   * A tokenizer from the contents of tokenizer.json, tokenizer_config.json and generation_config.json
+   * (the latter two may be empty objects / null). `source` names where they came from in error messages.
+   */
+  static fromObjects(
+    tokenizerJson: JsonObject,
+    tokenizerConfig: JsonObject = {},
+    generationConfig: JsonObject | null = null,
+    source = "<tokenizer objects>",
+  ): Tokenizer {
+    const files: TokenizerFiles = {
+      dir: source,
+      tokenizerJson,
+      tokenizerConfig,
+      generationConfig,
+      modelConfig: null,
+      specialTokensMap: null,
+      chatTemplateFile: null,
+      chatTemplateJson: null,
+    };
+    return Tokenizer.#build(files, source);
+  }
+
+  /** The tokenizer stored in a GGUF file's metadata. Throws ModelFileError for a bad file. */
+  static fromGguf(path: string): Tokenizer {
+    const file = GgufFile.open(path);
+    try {
+      return Tokenizer.fromGgufFile(file);
+    } finally {
+      file.close();
+    }
+  }
+
+  /** The tokenizer of an open GGUF file; any problem with its tokenizer metadata is a ModelFileError. */
+  static fromGgufFile(
+    file: GgufFile,
+    log: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+  ): Tokenizer {
+    const objs = ggufTokenizerObjects(file, log);
+    try {
+      return Tokenizer.fromObjects(objs.tokenizerJson, objs.tokenizerConfig, objs.generationConfig, file.path);
+    } catch (e) {
+      throw new ModelFileError(`${file.path}: ${(e as Error).message.split("\n")[0]}`, file.path);
+    }
+  }
+
+  static #build(files: TokenizerFiles, tokenizerPath: string): Tokenizer {
     const addedTokens = mergeAddedTokens(files);
     let hf: HfTokenizer;
     try {
