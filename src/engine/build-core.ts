@@ -54,7 +54,13 @@ export async function buildCore(opts: EngineOptions): Promise<BuiltCore> {
   // backends and f32 on the reference backend.
   const isGguf = opts.model.endsWith(".gguf");
   const storage =
-    opts.quantization !== "none" ? opts.quantization : isGguf ? undefined : backend.name === "reference" ? "f32" : "bf16";
+    opts.quantization !== "none"
+      ? opts.quantization
+      : isGguf
+        ? undefined
+        : backend.name === "reference"
+          ? "f32"
+          : "bf16";
   const model = loadModel(opts.model, backend, {
     maxTokens: maxNumBatchedTokens,
     numBlocks,
