@@ -1,0 +1,267 @@
+// Paged attention for decode tokens (one query per sequence), FlashDecoding-style: the context is split
+// into partitions of `partition` tokens, one thread block per (partition, KV head, sequence) computes the
+// partial softmax statistics (max m, sum l) and the unnormalized output of up to 8 query heads that share
+// that KV head (GQA: each K/V vector is read once per block, not once per query head), and a reduction
+// kernel combines the partitions:
+//
+//   context:  [ part 0 | part 1 | part 2 | ... ]        grid = (splits, kvHeads × headChunks, numDecode)
+//   m = max_p m_p,  l = Σ_p l_p·e^(m_p − m),  out = Σ_p acc_p·e^(m_p − m) / l
+//
+// With one split the block writes the normalized output directly. Launch configuration depends only on
+// (numDecode, splits, partition), never on the step's lengths, which are read from device memory: a
+// captured CUDA graph replays correctly for any lengths up to splits × partition. Partitions wholly outside
+// [window start, position] write l = 0 and are skipped by the reduction. f32 math throughout.
+#include "device_util.cuh"
+#include "kernels.h"
+
+namespace loom_cuda {
+
+namespace {
+
+constexpr int NW = DECODE_THREADS / 32;
+constexpr int GB = DECODE_HEADS_PER_BLOCK;
+
+/**
+ * Shared memory (floats): qs[gb·hd] | sc[gb·part] | stats[2·gb] | red[NW·gb·hd]; gb = min(group, 8) is the
+ * head capacity of a block, the same for every block of a launch.
+ */
+template <int KVT, int DPL>
+__global__ void __launch_bounds__(DECODE_THREADS)
+    attn_decode_kernel(AttnArgs a, int gb, int splits, int part, int headChunks, float* __restrict__ partAcc,
+                       float* __restrict__ partMl) {
+  LOOM_DYNAMIC_SMEM(float, smem);
+  const int hd = a.headDim, H = a.numHeads;
+  const int split = blockIdx.x;
+  const int kvh = blockIdx.y / headChunks, chunk = blockIdx.y % headChunks;
+  const int di = blockIdx.z;
+  const int group = H / a.numKvHeads;
+  const int h0 = kvh * group + chunk * GB;
+  const int gcount = min(gb, group - chunk * GB);
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+
+  const int s = a.step.decodeSeqs[di];
+  const int row = a.step.queryStart[s];
+  const int seqLen = a.step.seqLens[s];
+  const int pos = seqLen - 1;
+  const int first = a.window > 0 ? max(0, pos - a.window + 1) : 0;
+  const int start = max(first, split * part);
+  const int end = min(pos + 1, (split + 1) * part);
+  const int n = end - start;
+
+  float* qs = smem;
+  float* sc = qs + gb * hd;
+  float* stats = sc + gb * part;
+  float* red = stats + 2 * gb;
+
+  if (n <= 0) {
+    if (splits > 1) {
+      if (tid < gcount) {
+        float* ml = partMl + (((size_t)di * H + h0 + tid) * splits + split) * 2;
+        ml[0] = -INFINITY;
+        ml[1] = 0.0f;
+      }
+    } else {
+      for (int idx = tid; idx < gcount * hd; idx += DECODE_THREADS) {
+        a.out[(size_t)row * H * hd + (size_t)(h0 + idx / hd) * hd + idx % hd] = 0.0f;
+      }
+    }
+    return;
+  }
+
+  for (int idx = tid; idx < gcount * hd; idx += DECODE_THREADS) {
+    qs[idx] = a.qkv[(size_t)row * a.rowStride + (size_t)(h0 + idx / hd) * hd + idx % hd];
+  }
+  __syncthreads();
+
+  const int* bt = a.step.blockTables + (size_t)s * a.step.blockTableStride;
+  const int bs = a.kv.blockSize, Hkv = a.kv.numKvHeads;
+
+  // Phase 1: scores, one warp per token, lanes across the head dimension.
+  for (int j = start + warp; j < end; j += NW) {
+    const int slot = bt[j / bs] * bs + j % bs;
+    const size_t vec = (size_t)slot * Hkv + kvh;
+    const size_t off = vec * hd;
+    float dot[GB];
+#pragma unroll
+    for (int g = 0; g < GB; g++) dot[g] = 0.0f;
+#pragma unroll
+    for (int i = 0; i < DPL; i++) {
+      const int d = lane + 32 * i;
+      if (d < hd) {
+        const float k = KvLoad<KVT>::at(a.kv.k, a.kv.kScale, off, vec, d);
+#pragma unroll
+        for (int g = 0; g < GB; g++)
+          if (g < gcount) dot[g] += qs[g * hd + d] * k;
+      }
+    }
+#pragma unroll
+    for (int g = 0; g < GB; g++) {
+      if (g < gcount) {
+        float v = warp_sum(dot[g]) * a.scale;
+        if (a.softcap > 0.0f) v = a.softcap * tanhf(v / a.softcap);
+        if (lane == 0) sc[g * part + (j - start)] = v;
+      }
+    }
+  }
+  __syncthreads();
+
+  // Phase 2: max and sum per head; scores become weights e^(s − m).
+  for (int g = warp; g < gcount; g += NW) {
+    float m = -INFINITY;
+    for (int i = lane; i < n; i += 32) m = fmaxf(m, sc[g * part + i]);
+    m = warp_max(m);
+    float l = 0.0f;
+    for (int i = lane; i < n; i += 32) {
+      const float p = expf(sc[g * part + i] - m);
+      sc[g * part + i] = p;
+      l += p;
+    }
+    l = warp_sum(l);
+    if (lane == 0) {
+      stats[2 * g] = m;
+      stats[2 * g + 1] = l;
+    }
+  }
+  __syncthreads();
+
+  // Phase 3: weighted sum of V, one warp per token, then across warps.
+  float acc[GB][DPL];
+#pragma unroll
+  for (int g = 0; g < GB; g++)
+#pragma unroll
+    for (int i = 0; i < DPL; i++) acc[g][i] = 0.0f;
+  for (int j = start + warp; j < end; j += NW) {
+    const int slot = bt[j / bs] * bs + j % bs;
+    const size_t vec = (size_t)slot * Hkv + kvh;
+    const size_t off = vec * hd;
+    float v[DPL];
+#pragma unroll
+    for (int i = 0; i < DPL; i++) {
+      const int d = lane + 32 * i;
+      v[i] = d < hd ? KvLoad<KVT>::at(a.kv.v, a.kv.vScale, off, vec, d) : 0.0f;
+    }
+#pragma unroll
+    for (int g = 0; g < GB; g++) {
+      if (g < gcount) {
+        const float p = sc[g * part + (j - start)];
+#pragma unroll
+        for (int i = 0; i < DPL; i++) acc[g][i] += p * v[i];
+      }
+    }
+  }
+#pragma unroll
+  for (int g = 0; g < GB; g++) {
+    if (g < gcount) {
+#pragma unroll
+      for (int i = 0; i < DPL; i++) {
+        const int d = lane + 32 * i;
+        if (d < hd) red[((size_t)warp * gb + g) * hd + d] = acc[g][i];
+      }
+    }
+  }
+  __syncthreads();
+  for (int idx = tid; idx < gcount * hd; idx += DECODE_THREADS) {
+    const int g = idx / hd, d = idx % hd;
+    float o = 0.0f;
+#pragma unroll
+    for (int w = 0; w < NW; w++) o += red[((size_t)w * gb + g) * hd + d];
+    const int h = h0 + g;
+    if (splits == 1) {
+      a.out[(size_t)row * H * hd + (size_t)h * hd + d] = o / stats[2 * g + 1];
+    } else {
+      const size_t p = ((size_t)di * H + h) * splits + split;
+      partAcc[p * hd + d] = o;
+      if (d == 0) {
+        partMl[2 * p] = stats[2 * g];
+        partMl[2 * p + 1] = stats[2 * g + 1];
+      }
+    }
+  }
+}
+
+/** grid (numHeads, numDecode): combines the splits of one (sequence, head). */
+__global__ void attn_decode_reduce_kernel(AttnArgs a, int splits, const float* __restrict__ partAcc,
+                                          const float* __restrict__ partMl) {
+  const int h = blockIdx.x, di = blockIdx.y, H = a.numHeads, hd = a.headDim;
+  const int row = a.step.queryStart[a.step.decodeSeqs[di]];
+  const size_t p0 = ((size_t)di * H + h) * splits;
+  const float* ml = partMl + 2 * p0;
+  float M = -INFINITY;
+  for (int sp = 0; sp < splits; sp++)
+    if (ml[2 * sp + 1] > 0.0f) M = fmaxf(M, ml[2 * sp]);
+  float L = 0.0f;
+  for (int sp = 0; sp < splits; sp++)
+    if (ml[2 * sp + 1] > 0.0f) L += ml[2 * sp + 1] * expf(ml[2 * sp] - M);
+  float* o = a.out + (size_t)row * H * hd + (size_t)h * hd;
+  for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+    float acc = 0.0f;
+    for (int sp = 0; sp < splits; sp++) {
+      if (ml[2 * sp + 1] > 0.0f) acc += partAcc[(p0 + sp) * hd + d] * expf(ml[2 * sp] - M);
+    }
+    o[d] = L > 0.0f ? acc / L : 0.0f;
+  }
+}
+
+template <int KVT, int DPL>
+void launch_decode_t(cudaStream_t s, const AttnArgs& a, int numDecode, int splits, int part, float* partAcc,
+                     float* partMl) {
+  const int group = a.numHeads / a.numKvHeads;
+  const int gb = group < GB ? group : GB;
+  const int headChunks = (int)ceil_div(group, GB);
+  const size_t smem = sizeof(float) * ((size_t)gb * a.headDim + (size_t)gb * part + 2 * gb +
+                                       (size_t)NW * gb * a.headDim);
+  const dim3 grid(splits, a.numKvHeads * headChunks, numDecode);
+  LOOM_LAUNCH(grid, DECODE_THREADS, smem, s, attn_decode_kernel<KVT, DPL>)(a, gb, splits, part, headChunks, partAcc, partMl);
+  check_launch("attn_decode_kernel");
+  if (splits > 1) {
+    LOOM_LAUNCH(dim3(a.numHeads, numDecode), a.headDim >= 128 ? 128 : 64, 0, s, attn_decode_reduce_kernel)(a, splits, partAcc,
+                                                                                                 partMl);
+    check_launch("attn_decode_reduce_kernel");
+  }
+}
+
+template <int KVT>
+void launch_decode_kv(cudaStream_t s, const AttnArgs& a, int numDecode, int splits, int part, float* partAcc,
+                      float* partMl) {
+  const int hd = a.headDim;
+  if (hd <= 32) launch_decode_t<KVT, 1>(s, a, numDecode, splits, part, partAcc, partMl);
+  else if (hd <= 64) launch_decode_t<KVT, 2>(s, a, numDecode, splits, part, partAcc, partMl);
+  else if (hd <= 128) launch_decode_t<KVT, 4>(s, a, numDecode, splits, part, partAcc, partMl);
+  else launch_decode_t<KVT, 8>(s, a, numDecode, splits, part, partAcc, partMl);
+}
+
+template <int KVT, int DPL>
+void raise_smem_t(int bytes) {
+  LOOM_CHECK(cudaFuncSetAttribute(attn_decode_kernel<KVT, DPL>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+}
+template <int KVT>
+void raise_smem_kv(int bytes) {
+  raise_smem_t<KVT, 1>(bytes);
+  raise_smem_t<KVT, 2>(bytes);
+  raise_smem_t<KVT, 4>(bytes);
+  raise_smem_t<KVT, 8>(bytes);
+}
+
+}  // namespace
+
+void attention_decode_init(int maxSharedBytes) {
+  raise_smem_kv<KV_F32>(maxSharedBytes);
+  raise_smem_kv<KV_BF16>(maxSharedBytes);
+  raise_smem_kv<KV_F16>(maxSharedBytes);
+  raise_smem_kv<KV_INT8>(maxSharedBytes);
+}
+
+void launch_attention_decode(cudaStream_t s, const AttnArgs& a, int numDecode, int splits, int partition,
+                             float* partAcc, float* partMl) {
+  if (numDecode <= 0) return;
+  if (a.headDim > MAX_HEAD_DIM) throw CudaError("attention: headDim > 256");
+  if (splits < 1 || partition < 1) throw CudaError("attention: bad split plan");
+  switch (a.kv.dtype) {
+    case KV_F32: launch_decode_kv<KV_F32>(s, a, numDecode, splits, partition, partAcc, partMl); break;
+    case KV_BF16: launch_decode_kv<KV_BF16>(s, a, numDecode, splits, partition, partAcc, partMl); break;
+    case KV_F16: launch_decode_kv<KV_F16>(s, a, numDecode, splits, partition, partAcc, partMl); break;
+    default: launch_decode_kv<KV_INT8>(s, a, numDecode, splits, partition, partAcc, partMl);
+  }
+}
+
+}  // namespace loom_cuda

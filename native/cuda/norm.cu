@@ -1,0 +1,90 @@
+// RMSNorm kernels: plain, fused residual-add + norm (one pass per row over global memory for the add,
+// one for the scale), and the per-head q/k norm of Qwen3/Gemma 3. One block (or warp) per vector; sums of
+// squares in f32 through a tree reduction.
+#include "device_util.cuh"
+#include "kernels.h"
+
+namespace loom_cuda {
+
+namespace {
+
+constexpr int NORM_THREADS = 256;
+
+__device__ __forceinline__ float norm_scale(const float* w, int i, bool plusOne) {
+  return plusOne ? 1.0f + w[i] : w[i];
+}
+
+/** out may alias x: each element is read and written by the same thread, after the reduction. */
+__global__ void rms_norm_kernel(float* out, const float* x, const float* __restrict__ w, int dim, float eps,
+                                bool plusOne) {
+  __shared__ float red[32];
+  const size_t base = (size_t)blockIdx.x * dim;
+  float ss = 0.0f;
+  for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+    float v = x[base + i];
+    ss += v * v;
+  }
+  ss = block_sum(ss, red);
+  const float inv = 1.0f / sqrtf(ss / (float)dim + eps);
+  for (int i = threadIdx.x; i < dim; i += blockDim.x) out[base + i] = x[base + i] * inv * norm_scale(w, i, plusOne);
+}
+
+__global__ void add_rms_norm_kernel(float* out, float* residual, const float* x, const float* __restrict__ w,
+                                    int dim, float eps, bool plusOne) {
+  __shared__ float red[32];
+  const size_t base = (size_t)blockIdx.x * dim;
+  float ss = 0.0f;
+  for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+    float v = residual[base + i] + x[base + i];
+    residual[base + i] = v;
+    ss += v * v;
+  }
+  ss = block_sum(ss, red);
+  const float inv = 1.0f / sqrtf(ss / (float)dim + eps);
+  for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+    out[base + i] = residual[base + i] * inv * norm_scale(w, i, plusOne);
+  }
+}
+
+/** One warp per (row, head). */
+__global__ void head_norm_kernel(float* x, int rows, int rowStride, int offset, int numHeads, int headDim,
+                                 const float* __restrict__ w, float eps, bool plusOne) {
+  const int vec = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31;
+  if (vec >= rows * numHeads) return;
+  const int r = vec / numHeads, h = vec % numHeads;
+  float* p = x + (size_t)r * rowStride + offset + (size_t)h * headDim;
+  float ss = 0.0f;
+  for (int i = lane; i < headDim; i += 32) ss += p[i] * p[i];
+  ss = warp_sum(ss);
+  const float inv = 1.0f / sqrtf(ss / (float)headDim + eps);
+  for (int i = lane; i < headDim; i += 32) p[i] = p[i] * inv * norm_scale(w, i, plusOne);
+}
+
+}  // namespace
+
+void launch_rms_norm(cudaStream_t s, float* out, const float* x, const float* w, int rows, int dim, float eps,
+                     bool plusOne) {
+  if (rows <= 0) return;
+  LOOM_LAUNCH(rows, NORM_THREADS, 0, s, rms_norm_kernel)(out, x, w, dim, eps, plusOne);
+  check_launch("rms_norm_kernel");
+}
+
+void launch_add_rms_norm(cudaStream_t s, float* out, float* residual, const float* x, const float* w, int rows,
+                         int dim, float eps, bool plusOne) {
+  if (rows <= 0) return;
+  LOOM_LAUNCH(rows, NORM_THREADS, 0, s, add_rms_norm_kernel)(out, residual, x, w, dim, eps, plusOne);
+  check_launch("add_rms_norm_kernel");
+}
+
+void launch_head_norm(cudaStream_t s, float* x, int rows, int rowStride, int offset, int numHeads, int headDim,
+                      const float* w, float eps, bool plusOne) {
+  const long vecs = (long)rows * numHeads;
+  if (vecs <= 0) return;
+  const int warps = 8;
+  LOOM_LAUNCH((unsigned)ceil_div(vecs, warps), warps * 32, 0, s, head_norm_kernel)(x, rows, rowStride, offset, numHeads,
+                                                                          headDim, w, eps, plusOne);
+  check_launch("head_norm_kernel");
+}
+
+}  // namespace loom_cuda

@@ -1,0 +1,329 @@
+#!/usr/bin/env bash
+# The GPU check of the CUDA backend: one script, about eight minutes on one H100/H200.
+#
+#   On a dev machine (needs node + node_modules; once per change):
+#     bash scripts/gpu-check.sh pack
+#   builds .device/ (git-ignored): node.xz (this node, stripped, xz), bundle.tar.xz (js/: esbuild bundles
+#   of the CLI, the CUDA tests, the benchmark and a direct validator — the GPU machine has no node_modules
+#   — and node-api/: Node-API + node-addon-api headers for nvcc) and shared.tar.xz (../shared refs + as
+#   many arch-* models as fit in the 64 MiB a device call carries; it says which it left out).
+#
+#   On the GPU machine (CUDA 13 toolkit with cuBLAS, nvcc, Python with torch + transformers, no Node):
+#     bash scripts/gpu-check.sh            (carry .device; results also go to $OUT when set)
+#
+# $OUT receives gpu-check.log, tests.log, validate.log, transformers.json, bench.json, bench.txt.
+# Dry run without a GPU: LOOM_GPU_CHECK_EMULATE=1 builds the CPU emulation of the kernels instead of the sm_90
+# addon and runs everything against it (the benchmark as --smoke); LOOM_GPU_CHECK_REFS=a,b limits the refs.
+# Steps: unpack node → build the addon for sm_90 (LOOM_CUDA_ARCHS overrides) → CUDA tests (conformance
+# exact + tensor cores, device features) → validate every ref with --backend cuda --dtype bf16 (tensor
+# cores, bf16 tolerance; and the exact f32 path, tolerance 1e-3) → transformers baseline → benchmark →
+# a short table. Each step has a timeout; a failing step is reported and the next one still runs.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DEV=$ROOT/.device
+SHARED_SRC=${LOOM_SHARED:-$ROOT/../shared}
+# bf16 activations on tensor cores move logits by up to ~0.1 on the wide-logit arch-* fixtures (seen on the
+# CPU emulation); the f32-matmul run keeps the refs' own 1e-3.
+TOL_TC=${LOOM_BF16_TOLERANCE:-0.25}
+TOL_EXACT=1e-3
+
+# ------------------------------------------------------------------------------------------------------
+# pack (dev machine)
+# ------------------------------------------------------------------------------------------------------
+pack() {
+  set -e
+  local esbuild=$ROOT/node_modules/.bin/esbuild
+  [ -x "$esbuild" ] || { echo "pack: $esbuild missing (npm install first)"; exit 1; }
+  mkdir -p "$DEV"
+  rm -rf "$DEV/js" "$DEV/node-api" "$DEV/shared" "$DEV/out"  # what a check unpacked or wrote here before
+  local stage
+  stage=$(mktemp -d)
+  mkdir -p "$stage/js" "$stage/node-api"
+
+  # 1. node, stripped and xz-compressed (x86 BCJ filter): ~21 MiB for node 20
+  local nodebin
+  nodebin=$(readlink -f "$(command -v node)")
+  if [ "${LOOM_PACK_SKIP_NODE:-0}" != 1 ] && { [ ! -f "$DEV/node.xz" ] || [ "$nodebin" -nt "$DEV/node.xz" ]; }; then
+    echo "pack: compressing $nodebin (a few minutes)"
+    cp "$nodebin" "$stage/node"
+    command -v strip >/dev/null && strip "$stage/node" || true
+    xz -T0 --x86 --lzma2=preset=9e -c "$stage/node" >"$DEV/node.xz.part" && mv "$DEV/node.xz.part" "$DEV/node.xz"
+    rm -f "$stage/node"
+  fi
+
+  # 2. headers for nvcc: Node-API (from this node's include dir) and node-addon-api
+  local hdr=""
+  for d in "$(dirname "$(dirname "$nodebin")")/include/node" /usr/include/node /usr/local/include/node; do
+    [ -f "$d/node_api.h" ] && { hdr=$d; break; }
+  done
+  [ -n "$hdr" ] || { echo "pack: node_api.h not found"; exit 1; }
+  cp "$hdr"/{node_api.h,node_api_types.h,js_native_api.h,js_native_api_types.h} "$stage/node-api/"
+  local napi
+  napi=$(node -p "require('node-addon-api').include_dir")
+  cp "$napi"/{napi.h,napi-inl.h,napi-inl.deprecated.h} "$stage/node-api/"
+
+  # 3. bundles (ESM, everything inlined). They run from .device/js, two levels below the repo, so that
+  #    the sources' new URL("../../models/…", import.meta.url) still points into the repo.
+  local banner='import { createRequire as __loomCr } from "node:module"; import { fileURLToPath as __loomFu } from "node:url"; import { dirname as __loomDn } from "node:path"; const require = __loomCr(import.meta.url); const __filename = __loomFu(import.meta.url); const __dirname = __loomDn(__filename);'
+  local opts=(--bundle --platform=node --format=esm --target=node20 --log-level=warning "--banner:js=$banner")
+  echo 'import { main } from "./src/cli/main.ts"; await main(process.argv);' |
+    "$esbuild" "${opts[@]}" --sourcefile=loom-entry.ts --loader=ts --outfile="$stage/js/loom.mjs"
+  "$esbuild" "${opts[@]}" scripts/bench-gpu.ts --outfile="$stage/js/bench-gpu.mjs"
+  for t in load conformance conformance-tc device; do
+    "$esbuild" "${opts[@]}" "test/cuda/$t.test.ts" --outfile="$stage/js/$t.test.mjs"
+  done
+  # The direct validator: `loom validate` on CudaBackend without the CLI's backend selection.
+  cat <<'TS' | "$esbuild" "${opts[@]}" --sourcefile=validate-cuda.ts --loader=ts --outfile="$stage/js/validate-cuda.mjs"
+import type { StorageDType } from "./src/backends/backend.ts";
+import { CudaBackend } from "./src/backends/cuda/cuda-backend.ts";
+import { loadModel } from "./src/models/model.ts";
+import { readRefFile, validateAll } from "./src/models/validate.ts";
+const [refsPath, modelDir, dtype, tolText] = process.argv.slice(2);
+const tolerance = Number(tolText);
+const refs = readRefFile(refsPath);
+const loaded = CudaBackend.tryLoad();
+if ("error" in loaded) {
+  console.log(`CUDA backend unavailable: ${loaded.error}`);
+  process.exit(1);
+}
+const be = loaded.backend;
+const longest = Math.max(...refs.cases.map((c) => c.prompt_ids.length + c.greedy_ids.length));
+const model = loadModel(modelDir, be, {
+  maxTokens: Math.max(...refs.cases.map((c) => c.prompt_ids.length)),
+  numBlocks: Math.ceil(longest / 16) + 1,
+  blockSize: 16,
+  storage: dtype as StorageDType,
+});
+console.log(`model ${model.dir} on ${be.describe()}, weights ${dtype}, tolerance ${tolerance}`);
+const results = validateAll(model.graph, refs, tolerance);
+for (const r of results) {
+  console.log(
+    `${r.name}  ${r.promptTokens}  max|Δ|top32 ${r.maxAbsDiffTop.toExponential(2)}  |Δ|lse ${r.lseAbsDiff.toExponential(2)}  ` +
+      `${r.greedyMatched}/${r.greedyTotal} ${r.greedy}  ${r.pass ? "ok" : "FAIL"}`,
+  );
+}
+const failed = results.filter((r) => !r.pass).length;
+console.log(failed ? `${failed} of ${results.length} cases FAILED` : `all ${results.length} cases passed`);
+be.dispose();
+process.exitCode = failed ? 1 : 0;
+TS
+  tar -C "$stage" -cf - js node-api | xz -T0 -9 >"$DEV/bundle.tar.xz"
+
+  # 4. refs and the arch-* fixtures the repo lacks, as many as fit in the 64 MiB a device call carries
+  local tree budget
+  tree=$(git ls-files -co --exclude-standard -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
+  budget=$((${LOOM_PACK_BUDGET_MIB:-64} * 1048576 - tree - $(stat -c %s "$DEV/node.xz" 2>/dev/null || echo 0) - $(stat -c %s "$DEV/bundle.tar.xz") - 65536))
+  rm -f "$DEV/shared.tar.xz"
+  if [ -d "$SHARED_SRC/refs" ]; then
+    local models=() left=() m
+    # smallest first
+    for m in $(du -sb "$SHARED_SRC"/models/*/ | sort -n | awk '{print $2}'); do
+      m=$(basename "$m")
+      [ -d "$ROOT/models/$m" ] && continue
+      tar -C "$SHARED_SRC" -cf - refs "${models[@]}" "models/$m" | xz -T0 -9 >"$stage/try.tar.xz"
+      if [ "$(stat -c %s "$stage/try.tar.xz")" -le "$budget" ]; then
+        models+=("models/$m")
+        mv "$stage/try.tar.xz" "$DEV/shared.tar.xz"
+      else
+        left+=("$m")
+      fi
+    done
+    if [ ! -f "$DEV/shared.tar.xz" ]; then
+      tar -C "$SHARED_SRC" -cf - refs | xz -T0 -9 >"$DEV/shared.tar.xz"
+    fi
+    echo "pack: shared.tar.xz holds refs + ${models[*]:-no arch models}${left:+; left out (64 MiB limit): ${left[*]}}"
+  else
+    echo "pack: $SHARED_SRC/refs not found; validation will need LOOM_REFS on the GPU machine"
+  fi
+  rm -rf "$stage"
+
+  local dev
+  dev=$(du -sb "$DEV" | cut -f1)
+  echo "pack: .device is $((dev / 1048576)) MiB; working tree $((tree / 1048576)) MiB; together $(((dev + tree) / 1048576)) MiB (limit 64)"
+  du -sh "$DEV"/* | sed 's/^/pack:   /'
+}
+
+if [ "${1:-}" = pack ]; then
+  pack
+  exit 0
+fi
+
+# ------------------------------------------------------------------------------------------------------
+# the check (GPU machine)
+# ------------------------------------------------------------------------------------------------------
+OUTDIR=${OUT:-$DEV/out}
+mkdir -p "$OUTDIR"
+LOG=$OUTDIR/gpu-check.log
+: >"$LOG"
+exec > >(tee -a "$LOG") 2>&1
+T0=$(date +%s)
+SUMMARY=()
+note() { SUMMARY+=("$(printf '%-34s %s' "$1" "$2")"); echo "== $1: $2"; }
+elapsed() { echo "$(($(date +%s) - $1))s"; }
+
+echo "== gpu-check $(date -u +%FT%TZ) in $ROOT"
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+
+# node
+if ! command -v node >/dev/null; then
+  if [ -f "$DEV/node.xz" ]; then
+    mkdir -p /tmp/loom-node/bin
+    xz -dc "$DEV/node.xz" >/tmp/loom-node/bin/node && chmod +x /tmp/loom-node/bin/node
+    export PATH=/tmp/loom-node/bin:$PATH
+  fi
+fi
+if ! command -v node >/dev/null; then
+  note "node" "MISSING (no node on PATH and no .device/node.xz)"
+  printf '%s\n' "${SUMMARY[@]}"
+  exit 1
+fi
+note "node" "$(node --version)"
+
+# CUDA toolchain and cuBLAS
+for d in "${CUDA_HOME:-}" /usr/local/cuda /usr/local/cuda-13.0 /usr/local/cuda-13; do
+  [ -n "$d" ] && [ -x "$d/bin/nvcc" ] && { export CUDA_HOME=$d; export PATH=$PATH:$d/bin; break; }
+done
+command -v nvcc >/dev/null && note "nvcc" "$(nvcc --version | tail -1)" || note "nvcc" "MISSING"
+if [ -z "${LOOM_CUBLAS_PATH:-}" ]; then
+  roots=("${CUDA_HOME:-/usr/local/cuda}" /usr/local /usr/lib/x86_64-linux-gnu /opt)
+  pysite=$(python3 -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null || true)
+  for r in "${roots[@]}" $pysite; do
+    [ -d "$r" ] || continue
+    f=$(find "$r" -maxdepth 6 -name 'libcublas.so.13*' -print -quit 2>/dev/null)
+    [ -z "$f" ] && f=$(find "$r" -maxdepth 6 -name 'libcublas.so.12*' -print -quit 2>/dev/null)
+    [ -n "$f" ] && { export LOOM_CUBLAS_PATH=$(dirname "$f"); break; }
+  done
+fi
+note "cuBLAS" "${LOOM_CUBLAS_PATH:-not found (tests will say so)}"
+
+# bundles and headers (the GPU machine has no node_modules or Node headers)
+[ -f "$DEV/bundle.tar.xz" ] && tar -C "$DEV" -xJf "$DEV/bundle.tar.xz"
+[ -f "$DEV/node-api/node_api.h" ] && export LOOM_NODE_HEADERS=$DEV/node-api LOOM_NODE_ADDON_API=$DEV/node-api
+
+# 1. build
+EMULATE=${LOOM_GPU_CHECK_EMULATE:-0}
+t=$(date +%s)
+if [ "$EMULATE" = 1 ]; then
+  LOOM_CUDA_BUILD_DIR=$ROOT/build/cuda-emu timeout 420 node scripts/build-cuda.mjs --emulate &&
+    note "build (CPU emulation, dry run)" "ok in $(elapsed "$t")" || note "build (CPU emulation)" "FAILED"
+  export LOOM_CUDA_ADDON=$ROOT/build/cuda-emu/loom_cuda.node
+else
+  if LOOM_CUDA_ARCHS=${LOOM_CUDA_ARCHS:-90} timeout 420 node scripts/build-cuda.mjs --strict; then
+    note "build (nvcc)" "ok in $(elapsed "$t")"
+  else
+    note "build (nvcc)" "FAILED after $(elapsed "$t")"
+  fi
+  export LOOM_CUDA_ADDON=$ROOT/build/cuda/loom_cuda.node
+fi
+
+# bundles, or the sources through tsx when node_modules is here
+JS=$DEV/js
+# js <bundle> <source>: sets JSCMD to run the bundle, or the TypeScript source through tsx
+js() {
+  if [ -f "$JS/$1" ]; then
+    JSCMD=(node "$JS/$1")
+  elif [ "$2" = bin/loom.js ]; then
+    JSCMD=(node bin/loom.js)
+  else
+    JSCMD=(node --import tsx "$2")
+  fi
+}
+
+# 2. tests
+t=$(date +%s)
+if [ -f "$JS/device.test.mjs" ]; then
+  tests=("$JS"/load.test.mjs "$JS"/conformance.test.mjs "$JS"/conformance-tc.test.mjs "$JS"/device.test.mjs)
+  timeout 300 node --test --test-concurrency=1 "${tests[@]}" >"$OUTDIR/tests.log" 2>&1
+else
+  timeout 300 node --import tsx --test --test-concurrency=1 test/cuda/*.test.ts >"$OUTDIR/tests.log" 2>&1
+fi
+rc=$?
+pass=$(grep -E '^# pass' "$OUTDIR/tests.log" | awk '{print $3}')
+fail=$(grep -E '^# fail' "$OUTDIR/tests.log" | awk '{print $3}')
+skipped=$(grep -E '^# skipped' "$OUTDIR/tests.log" | awk '{print $3}')
+note "CUDA tests" "pass ${pass:-?}, fail ${fail:-?}, skipped ${skipped:-?} (rc $rc, $(elapsed "$t"))"
+grep -E 'not ok|SKIP' "$OUTDIR/tests.log" | head -20
+
+# 3. validate every ref
+REFS=""
+for d in "${LOOM_REFS:-}" "$DEV/shared/refs" "$ROOT/shared/refs" "$SHARED_SRC/refs"; do
+  [ -n "$d" ] && [ -d "$d" ] && { REFS=$d; break; }
+done
+if [ -z "$REFS" ] && [ -f "$DEV/shared.tar.xz" ]; then
+  mkdir -p "$DEV/shared" && tar -C "$DEV/shared" -xJf "$DEV/shared.tar.xz" && REFS=$DEV/shared/refs
+fi
+t=$(date +%s)
+if [ -z "$REFS" ]; then
+  note "validate" "SKIPPED (no refs: carry .device/shared.tar.xz or set LOOM_REFS)"
+else
+  SHARED_MODELS=$(dirname "$REFS")/models
+  wired=""
+  VLOG=$OUTDIR/validate.log
+  : >"$VLOG"
+  for refs in "$REFS"/*.json; do
+    [ -f "${refs%.json}.logits.safetensors" ] || continue
+    name=$(basename "$refs" .json)
+    if [ -n "${LOOM_GPU_CHECK_REFS:-}" ] && [[ ",$LOOM_GPU_CHECK_REFS," != *",$name,"* ]]; then continue; fi
+    mdir=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("model_dir",""))' "$refs" 2>/dev/null)
+    model=""
+    for m in "$ROOT/models/$mdir" "$SHARED_MODELS/$mdir"; do [ -f "$m/config.json" ] && { model=$m; break; }; done
+    if [ -z "$model" ]; then
+      note "validate $name" "SKIPPED (model $mdir not carried)"
+      continue
+    fi
+    line=""
+    for mode in tc exact; do
+      if [ $mode = tc ]; then tol=$TOL_TC; tcenv=9; else tol=$TOL_EXACT; tcenv=inf; fi
+      log=$(mktemp)
+      # `loom validate --backend cuda` when the CLI knows the backend; else the direct validator
+      if [ "$wired" != no ]; then
+        js loom.mjs bin/loom.js
+        LOOM_CUDA_TC_MIN_ROWS=$tcenv timeout 120 "${JSCMD[@]}" validate --refs "$refs" --model "$model" \
+          --backend cuda --dtype bf16 --tolerance "$tol" >"$log" 2>&1
+        rc=$?
+        if ! grep -q ' on cuda: ' "$log"; then
+          wired=no
+          echo "validate: the CLI did not run on the CUDA backend (--backend cuda not wired yet); using the direct validator"
+        fi
+      fi
+      if [ "$wired" = no ]; then
+        js validate-cuda.mjs "$JS/validate-cuda.mjs"
+        LOOM_CUDA_TC_MIN_ROWS=$tcenv timeout 120 "${JSCMD[@]}" "$refs" "$model" bf16 "$tol" >"$log" 2>&1
+        rc=$?
+      fi
+      { echo "---- $name, $mode (tolerance $tol, rc $rc)"; cat "$log"; } >>"$VLOG"
+      verdict=$(tail -1 "$log" | cut -c1-60)
+      label="tensor cores ≤$tol"
+      [ $mode = exact ] && label="f32 ≤$tol"
+      line+="$label: $([ $rc = 0 ] && echo ok || echo FAIL) ($verdict)   "
+      rm -f "$log"
+    done
+    note "validate $name" "$line"
+  done
+  [ "$wired" = no ] && note "validate via" "direct validator (loom validate --backend cuda is not wired)"
+  note "validate time" "$(elapsed "$t")"
+fi
+
+# 4. benchmark: transformers baseline first (its own process), then Loom
+t=$(date +%s)
+js bench-gpu.mjs scripts/bench-gpu.ts
+CFG=$(mktemp --suffix=.json)
+"${JSCMD[@]}" --write-config "$CFG"
+SMOKE=()
+[ "$EMULATE" = 1 ] && SMOKE=(--smoke)
+if [ "$EMULATE" != 1 ] && command -v python3 >/dev/null; then
+  PYTHONUNBUFFERED=1 timeout 240 python3 scripts/bench-transformers.py --config "$CFG" \
+    --batches 1,128 --json "$OUTDIR/transformers.json" >/dev/null
+  note "transformers baseline" "rc $? ($(elapsed "$t"))"
+fi
+t=$(date +%s)
+timeout 300 "${JSCMD[@]}" "${SMOKE[@]}" --transformers "$OUTDIR/transformers.json" \
+  --json "$OUTDIR/bench.json" >"$OUTDIR/bench.txt"
+note "benchmark" "rc $? ($(elapsed "$t"))"
+
+echo
+echo "================================ gpu-check summary ($(elapsed "$T0")) ================================"
+printf '%s\n' "${SUMMARY[@]}"
+echo
+cat "$OUTDIR/bench.txt" 2>/dev/null

@@ -1,0 +1,60 @@
+/**
+ * Work split of the split-K ("FlashDecoding") decode attention kernel: how many partitions of how many
+ * tokens each sequence's context is cut into. Pure arithmetic, mirrored by native/cuda/attention_decode.cu:
+ *
+ *   grid = splits × (numKvHeads × ceil(group / 8)) × numDecode blocks of 128 threads
+ *   shared memory = (gb·hd + gb·partition + 2·gb + 4·gb·hd) floats, gb = min(group, 8)
+ *
+ * Rules: a partition holds at most what fits in 48 KiB of shared memory (and ≤ 1024 tokens); short
+ * contexts use one split (no reduction kernel); otherwise the context is split until the grid has about
+ * two blocks per SM. In graph mode the plan is made for the longest context the graph may see, so one
+ * captured launch serves every step (partitions past a sequence's length exit at once).
+ */
+
+/** Head capacity of one decode block (native DECODE_HEADS_PER_BLOCK). */
+export const DECODE_HEADS_PER_BLOCK = 8;
+const DECODE_WARPS = 4;
+const SMEM_FLOATS = (48 * 1024) / 4;
+const MAX_PARTITION = 1024;
+const MIN_PARTITION = 32;
+
+export interface DecodePlanInput {
+  numDecode: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  /** Longest context (tokens) any decode sequence has this step (or may have, in graph mode). */
+  maxSeqLen: number;
+  /** Streaming multiprocessors of the device. */
+  smCount: number;
+}
+
+export interface DecodePlan {
+  splits: number;
+  partition: number;
+}
+
+/** The largest partition whose scores fit in shared memory next to q and the cross-warp buffer. */
+export function maxPartition(numHeads: number, numKvHeads: number, headDim: number): number {
+  const gb = Math.min(numHeads / numKvHeads, DECODE_HEADS_PER_BLOCK);
+  const free = SMEM_FLOATS - gb * headDim * (1 + DECODE_WARPS) - 2 * gb;
+  const p = Math.floor(free / gb / MIN_PARTITION) * MIN_PARTITION;
+  return Math.max(MIN_PARTITION, Math.min(MAX_PARTITION, p));
+}
+
+export function planDecode(i: DecodePlanInput): DecodePlan {
+  const len = Math.max(1, i.maxSeqLen);
+  const pmax = maxPartition(i.numHeads, i.numKvHeads, i.headDim);
+  const group = i.numHeads / i.numKvHeads;
+  const blocksPerSplit = Math.max(1, i.numDecode * i.numKvHeads * Math.ceil(group / DECODE_HEADS_PER_BLOCK));
+  if (len <= pmax && blocksPerSplit >= 2 * i.smCount) return { splits: 1, partition: roundUp(len) };
+  const wantSplits = Math.max(1, Math.ceil((2 * i.smCount) / blocksPerSplit));
+  // Partitions below 128 tokens cost more in reduction than they gain in parallelism.
+  let partition = Math.min(pmax, Math.max(Math.min(128, pmax), roundUp(Math.ceil(len / wantSplits))));
+  if (len <= partition) partition = Math.max(MIN_PARTITION, Math.min(partition, roundUp(len)));
+  return { splits: Math.ceil(len / partition), partition };
+}
+
+function roundUp(n: number): number {
+  return Math.ceil(n / MIN_PARTITION) * MIN_PARTITION;
+}
