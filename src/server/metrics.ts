@@ -28,7 +28,15 @@ function buckets125(max: number): number[] {
 const MAX_TOKEN_BUCKET = 1_000_000;
 
 /** Engine counters that the engine keeps cumulatively; the server adds the difference at each scrape. */
-type CumulativeKey = "prefixCacheQueries" | "prefixCacheHits" | "numPreemptions" | "promptTokens" | "generationTokens";
+type CumulativeKey =
+  | "prefixCacheQueries"
+  | "prefixCacheHits"
+  | "numPreemptions"
+  | "promptTokens"
+  | "generationTokens"
+  | "specProposedTokens"
+  | "specAcceptedTokens"
+  | "specSteps";
 
 export class ServerMetrics {
   readonly registry = new client.Registry();
@@ -61,6 +69,9 @@ export class ServerMetrics {
     numPreemptions: 0,
     promptTokens: 0,
     generationTokens: 0,
+    specProposedTokens: 0,
+    specAcceptedTokens: 0,
+    specSteps: 0,
     steps: 0,
   };
   readonly #lastFinished: Record<string, number> = {};
@@ -88,6 +99,9 @@ export class ServerMetrics {
       numPreemptions: counter("vllm:num_preemptions_total", "Cumulative number of preemptions from the engine."),
       promptTokens: counter("vllm:prompt_tokens_total", "Number of prefill tokens processed."),
       generationTokens: counter("vllm:generation_tokens_total", "Number of generation tokens processed."),
+      specProposedTokens: counter("vllm:spec_decode_num_draft_tokens_total", "Speculative tokens proposed."),
+      specAcceptedTokens: counter("vllm:spec_decode_num_accepted_tokens_total", "Speculative tokens accepted."),
+      specSteps: counter("vllm:spec_decode_num_drafts_total", "Speculative proposals verified (steps × sequences)."),
     };
     this.requestSuccess = new client.Counter({
       name: "vllm:request_success_total",
@@ -183,9 +197,10 @@ export class ServerMetrics {
     this.kvBlocksTotal.set(l, s.kvBlocksTotal);
     this.kvUsage.set(l, s.kvBlocksTotal > 0 ? s.kvBlocksUsed / s.kvBlocksTotal : 0);
     for (const key of Object.keys(this.cumulative) as CumulativeKey[]) {
-      const diff = s[key] - this.#last[key];
+      const value = s[key] ?? 0;
+      const diff = value - this.#last[key];
       if (diff > 0) this.cumulative[key].inc(l, diff);
-      this.#last[key] = s[key];
+      this.#last[key] = value;
     }
     const steps = s.steps - this.#last.steps;
     if (steps > 0) this.engineSteps.inc(l, steps);

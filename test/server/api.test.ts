@@ -511,6 +511,8 @@ describe("other routes", () => {
       "vllm:prefix_cache_queries",
       "vllm:prefix_cache_hits",
       "vllm:num_preemptions_total",
+      "vllm:spec_decode_num_draft_tokens_total",
+      "vllm:spec_decode_num_accepted_tokens_total",
       "vllm:prompt_tokens_total",
       "vllm:generation_tokens_total",
       "vllm:request_success_total",
