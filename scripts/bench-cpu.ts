@@ -22,8 +22,9 @@
  * Every heavy part runs in its own child process (so maxRSS is that part's own). Times are medians.
  */
 import { spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
+import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Backend, HostTensor, KvDType, StepMeta, StorageDType, WeightDType } from "../src/backends/backend.ts";
 import { CpuBackend, type CpuIsa } from "../src/backends/cpu/cpu-backend.ts";
@@ -307,7 +308,7 @@ function sectionDecode(model: string, storage: StorageDType) {
 function sectionReference() {
   const bps = Math.ceil((CTX + 8) / BLOCK);
   const out: Record<string, number> = {};
-  for (const storage of ["f32", "bf16"] as StorageDType[]) {
+  for (const storage of ["f32", "bf16", "int8"] as StorageDType[]) {
     const be = cpuBackend();
     const g = build("smol360m", be, storage, bps, 1);
     out[`native_${storage}_s`] = timeDecode(g, 1, QUICK ? 3 : 7).median;
@@ -338,8 +339,19 @@ function sectionProfile(model: string, storage: StorageDType, n: number) {
       return r;
     };
   }
+  // matmul time per weight shape
+  const byShape = new Map<string, number>();
+  const mm = target.matmul;
+  target.matmul = (...a: unknown[]) => {
+    const t0 = performance.now();
+    const r = mm(...a);
+    const key = (a[2] as { shape: number[] }).shape.join("x");
+    byShape.set(key, (byShape.get(key) ?? 0) + performance.now() - t0);
+    return r;
+  };
   timeDecode(g, n, 2, 2);
   prof.clear();
+  byShape.clear();
   const stepS = timeDecode(g, n, steps, 0).median;
   const total = [...prof.values()].reduce((a, b) => a + b, 0);
   console.log(`${model} ${storage} batch ${n}: ${(stepS * 1e3).toFixed(2)} ms/step (median), ops:`);
@@ -347,6 +359,10 @@ function sectionProfile(model: string, storage: StorageDType, n: number) {
     console.log(
       `  ${k.padEnd(12)} ${(v / steps).toFixed(3).padStart(9)} ms  ${((100 * v) / total).toFixed(1).padStart(5)}%`,
     );
+  }
+  console.log("  matmul by weight shape:");
+  for (const [k, v] of [...byShape].sort((a, b) => b[1] - a[1])) {
+    console.log(`    ${k.padEnd(12)} ${(v / steps).toFixed(3).padStart(9)} ms`);
   }
   return {};
 }
@@ -461,7 +477,7 @@ const ref = runChild("reference") as Record<string, number>;
 log();
 log("(c) 360M shape, one batch-1 decode step");
 log(
-  `    reference ${f1(ref.reference_s * 1e3)} ms; native f32 ${f1(ref.native_f32_s * 1e3)} ms (${f1(ref.reference_s / ref.native_f32_s)}x); native bf16 ${f1(ref.native_bf16_s * 1e3)} ms (${f1(ref.reference_s / ref.native_bf16_s)}x)`,
+  `    reference ${f1(ref.reference_s * 1e3)} ms; native f32 ${f1(ref.native_f32_s * 1e3)} ms (${f1(ref.reference_s / ref.native_f32_s)}x); bf16 ${f1(ref.native_bf16_s * 1e3)} ms (${f1(ref.reference_s / ref.native_bf16_s)}x); int8 ${f1(ref.native_int8_s * 1e3)} ms (${f1(ref.reference_s / ref.native_int8_s)}x)`,
 );
 
 const i8 = decodes.find((d) => d.model === "smol360m" && d.storage === "int8") as Decode;
@@ -483,10 +499,12 @@ const goals = {
   smolInt8Batch1PctOfBandwidth: smolI8.tokS[1] / ((bw.probeGBs * 1e9) / smolI8.bytesPerToken),
   nativeBf16OverReference: ref.reference_s / ref.native_bf16_s,
   nativeF32OverReference: ref.reference_s / ref.native_f32_s,
+  nativeInt8OverReference: ref.reference_s / ref.native_int8_s,
   rssWithinBudget: i8.maxRssBytes <= budget,
 };
 const jsonOut = opt("--json");
 if (jsonOut) {
+  mkdirSync(dirname(jsonOut), { recursive: true });
   writeFileSync(
     jsonOut,
     `${JSON.stringify({ cpu: cpus()[0]?.model, threads: THREADS, kv: KV, quick: QUICK, bandwidth: bw, decode: decodes, reference: ref, rss: { maxRssBytes: i8.maxRssBytes, budgetBytes: budget }, goals }, null, 2)}\n`,
