@@ -41,6 +41,7 @@ import type {
   StorageDType,
   Weight,
 } from "../backend.ts";
+import { weightLayout } from "../weight-layout.ts";
 
 export type CpuIsa = "scalar" | "avx2" | "avx512" | "amx";
 
@@ -248,10 +249,7 @@ export class CpuBackend implements Backend {
   }
 
   weight(t: HostTensor, storage: StorageDType = "f32"): Weight {
-    const isMatrix = t.shape.length > 1;
-    const rows = t.shape[0];
-    const cols = isMatrix ? t.shape.slice(1).reduce((a, b) => a * b, 1) : 0;
-    const st: StorageDType = isMatrix ? storage : "f32";
+    const { rows, cols, storage: st } = weightLayout(t, storage);
     const wid = this.#n.weight(t.data, SRC_DTYPE[t.dtype], rows, cols, STORAGE[st]);
     return this.#track(new CpuWeight(wid, t.shape, st, this.#n.weightBytes(wid)), KIND_WEIGHT, wid);
   }

@@ -35,6 +35,7 @@ import type {
   StorageDType,
   Weight,
 } from "../backend.ts";
+import { weightLayout } from "../weight-layout.ts";
 import {
   ACT,
   CUBLAS_MODE,
@@ -195,10 +196,7 @@ export class CudaBackend implements Backend, GraphCapable, QuantizedWeightSink {
   }
 
   weight(t: HostTensor, storage: StorageDType = "f32"): Weight {
-    const isMatrix = t.shape.length > 1;
-    const rows = t.shape[0];
-    const cols = isMatrix ? t.shape.slice(1).reduce((a, b) => a * b, 1) : 0;
-    const st: StorageDType = isMatrix ? storage : "f32";
+    const { rows, cols, storage: st } = weightLayout(t, storage);
     const wid = this.#n.weight(t.data, SRC_DTYPE[t.dtype], rows, cols, STORAGE[st]);
     const bytes = this.#n.weightBytes(wid);
     this.#weightBytes += bytes;
