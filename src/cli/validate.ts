@@ -4,7 +4,8 @@ import type { StorageDType } from "../backends/backend.ts";
 import { selectBackend } from "../backends/select.ts";
 import { DEFAULT_MODEL } from "../engine/options.ts";
 import { loadModel } from "../models/model.ts";
-import { readRefFile, validateAll } from "../models/validate.ts";
+import { quantQuality } from "../models/quant-quality.ts";
+import { type RefFile, readRefFile, validateAll } from "../models/validate.ts";
 
 export function registerValidate(program: Command): void {
   program
@@ -16,6 +17,16 @@ export function registerValidate(program: Command): void {
     .option("--backend <name>", "auto | cpu | reference", "auto")
     .option("--dtype <t>", "weight storage: f32 | bf16 | int8 | int4 (default: f32)", "f32")
     .option("--threads <n>", "threads for the cpu backend", (v) => Number.parseInt(v, 10))
+    .option(
+      "--max-kl <x>",
+      "int8/int4: fail when the mean KL divergence from the f32 weights exceeds this (nats)",
+      Number.parseFloat,
+    )
+    .addHelpText(
+      "after",
+      "\nWith --dtype int8|int4 the quantized model is compared with its own f32 weights on the refs prompts:\n" +
+        "top-1 agreement and mean KL(p_f32 ‖ p_quant) over the whole vocabulary at every prompt position.",
+    )
     .action(async (o) => {
       if (!(o.tolerance > 0)) throw new Error(`--tolerance must be a positive number`);
       const refs = readRefFile(o.refs);
@@ -23,12 +34,19 @@ export function registerValidate(program: Command): void {
       if (warning) console.error(`warning: ${warning}`);
       const longest = Math.max(...refs.cases.map((c) => c.prompt_ids.length + c.greedy_ids.length));
       const blockSize = 16;
-      const model = loadModel(o.model, backend, {
-        maxTokens: Math.max(...refs.cases.map((c) => c.prompt_ids.length)),
-        numBlocks: Math.ceil(longest / blockSize) + 1,
-        blockSize,
-        storage: o.dtype as StorageDType,
-      });
+      const load = (storage: StorageDType) =>
+        loadModel(o.model, backend, {
+          maxTokens: Math.max(...refs.cases.map((c) => c.prompt_ids.length)),
+          numBlocks: Math.ceil(longest / blockSize) + 1,
+          blockSize,
+          storage,
+        });
+      if (o.dtype === "int8" || o.dtype === "int4") {
+        reportQuantized(refs, load("f32").graph, load(o.dtype), o.maxKl);
+        backend.dispose();
+        return;
+      }
+      const model = load(o.dtype as StorageDType);
       console.log(`model ${model.dir} on ${backend.describe()}, weights ${o.dtype}, tolerance ${o.tolerance}`);
       const results = validateAll(model.graph, refs, o.tolerance);
       const pad = Math.max(...results.map((r) => r.name.length));
@@ -44,4 +62,30 @@ export function registerValidate(program: Command): void {
       backend.dispose();
       if (failed) process.exitCode = 1;
     });
+}
+
+function reportQuantized(
+  refs: RefFile,
+  f32: Parameters<typeof quantQuality>[0],
+  quant: ReturnType<typeof loadModel>,
+  maxKl: number | undefined,
+): void {
+  console.log(`model ${quant.dir} on ${f32.backend.describe()}: quantized weights vs the same model in f32`);
+  const q = quantQuality(f32, quant.graph, refs.cases);
+  const pad = Math.max(4, ...q.cases.map((c) => c.name.length));
+  console.log(`${"case".padEnd(pad)}  positions  top-1 agree  mean KL    max KL`);
+  for (const c of q.cases) {
+    console.log(
+      `${c.name.padEnd(pad)}  ${String(c.positions).padStart(9)}  ${`${c.top1Agree}/${c.positions}`.padStart(11)}  ` +
+        `${c.meanKl.toExponential(2).padEnd(9)}  ${c.maxKl.toExponential(2)}`,
+    );
+  }
+  console.log(
+    `overall: top-1 agreement ${(100 * q.top1Agreement).toFixed(1)}% over ${q.positions} positions, ` +
+      `mean KL ${q.meanKl.toExponential(2)} nats, max ${q.maxKl.toExponential(2)}`,
+  );
+  if (maxKl !== undefined && q.meanKl > maxKl) {
+    console.log(`FAILED: mean KL above --max-kl ${maxKl}`);
+    process.exitCode = 1;
+  }
 }

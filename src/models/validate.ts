@@ -57,7 +57,7 @@ export function readRefFile(path: string): RefFile {
 }
 
 /** Builds step metadata for `ids` of one sequence whose blocks are 0..n-1 and which has `cached` tokens in cache. */
-function contiguousStep(ids: number[], cached: number, maxBlocks: number): StepMeta {
+export function contiguousStep(ids: number[], cached: number, maxBlocks: number): StepMeta {
   const T = ids.length;
   const positions = Int32Array.from({ length: T }, (_, i) => cached + i);
   const blockTables = Int32Array.from({ length: maxBlocks }, (_, i) => i);
