@@ -32,6 +32,7 @@ class NativeCpu : public Napi::ObjectWrap<NativeCpu> {
                            InstanceMethod("write", &NativeCpu::Write),
                            InstanceMethod("read", &NativeCpu::Read),
                            InstanceMethod("weight", &NativeCpu::Weight),
+                           InstanceMethod("weightQuantized", &NativeCpu::WeightQuantized),
                            InstanceMethod("weightBytes", &NativeCpu::WeightBytes),
                            InstanceMethod("kvLayer", &NativeCpu::KvLayer),
                            InstanceMethod("kvBytes", &NativeCpu::KvBytes),
@@ -169,6 +170,31 @@ class NativeCpu : public Napi::ObjectWrap<NativeCpu> {
       w = make_weight(c, data.Data(), src, rows, cols, storage);
     } catch (const std::bad_alloc&) {
       throw Napi::Error::New(info.Env(), "weight: out of memory");
+    }
+    c.weights.push_back(w);
+    return Napi::Number::New(info.Env(), (double)c.weights.size() - 1);
+  }
+
+  // weightQuantized(storage int8|int4, rows, cols, q: Int8Array|Uint8Array (one code per element), scales) → id
+  Napi::Value WeightQuantized(const Napi::CallbackInfo& info) {
+    Context& c = C(info);
+    const int storage = I(info, 0), rows = I(info, 1), cols = I(info, 2);
+    if (storage != ST_INT8 && storage != ST_INT4) Fail(info, "weightQuantized: storage must be int8 or int4");
+    if (rows <= 0 || cols <= 0) Fail(info, "weightQuantized: bad shape");
+    if (!info[3].IsTypedArray() || !info[4].IsTypedArray()) Fail(info, "weightQuantized: codes and scales must be typed arrays");
+    auto q = info[3].As<Napi::TypedArray>();
+    auto scales = info[4].As<Napi::TypedArray>();
+    const size_t G = (size_t)(cols + QGROUP - 1) / QGROUP;
+    if (scales.TypedArrayType() != napi_float32_array) Fail(info, "weightQuantized: scales must be a Float32Array");
+    if (q.ByteLength() < (size_t)rows * cols || scales.ElementLength() < (size_t)rows * G * (storage == ST_INT4 ? 2 : 1))
+      Fail(info, "weightQuantized: data shorter than its shape");
+    const uint8_t* qp = (const uint8_t*)q.ArrayBuffer().Data() + q.ByteOffset();
+    const float* sp = (const float*)((const uint8_t*)scales.ArrayBuffer().Data() + scales.ByteOffset());
+    WeightT* w;
+    try {
+      w = make_weight_quantized(storage, rows, cols, qp, sp);
+    } catch (const std::bad_alloc&) {
+      throw Napi::Error::New(info.Env(), "weightQuantized: out of memory");
     }
     c.weights.push_back(w);
     return Napi::Number::New(info.Env(), (double)c.weights.size() - 1);

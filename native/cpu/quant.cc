@@ -63,42 +63,9 @@ void quantize_int4_row(const float* x, int K, int Kp, uint8_t* q, float* dm) {
   }
 }
 
-}  // namespace
-
-void quantize_int8_group(const float* x, int n, int8_t* q, float* d) {
-  float amax = 0.0f;
-  for (int i = 0; i < n; i++) {
-    float a = fabsf(x[i]);
-    if (a > amax) amax = a;
-  }
-  float s = amax / 127.0f;
-  *d = s;
-  for (int i = 0; i < n; i++) {
-    if (s == 0.0f) {
-      q[i] = 0;
-      continue;
-    }
-    double v = round_half_up((double)x[i] / (double)s);
-    q[i] = (int8_t)(v < -127 ? -127 : v > 127 ? 127 : v);
-  }
-}
-
-WeightT* make_weight(Context& c, const uint8_t* src, int srcDtype, int rows, int cols, int storage) {
+/** A matrix weight with zeroed, padded storage for `storage` (rows of Kp = cols rounded up to 32). */
+WeightT* alloc_matrix(int rows, int cols, int storage) {
   auto* w = new WeightT();
-  if (cols <= 0) {  // a vector: always f32
-    w->isVector = true;
-    w->mat = MatW{ST_F32, rows, 0, 0, nullptr, nullptr};
-    w->data = aligned_zalloc((size_t)rows * 4);
-    if (!w->data) {
-      delete w;
-      throw std::bad_alloc();
-    }
-    float* d = (float*)w->data;
-    for (int i = 0; i < rows; i++) d[i] = read_src(src, srcDtype, i);
-    w->bytes = (size_t)rows * 4;
-    w->mat.data = w->data;
-    return w;
-  }
   w->isVector = false;
   const int K = cols, Kp = round_up(cols, QGROUP), G = Kp / QGROUP;
   size_t dataBytes = 0, scaleFloats = 0;
@@ -125,7 +92,47 @@ WeightT* make_weight(Context& c, const uint8_t* src, int srcDtype, int rows, int
   }
   w->bytes = dataBytes + scaleFloats * 4;
   w->mat = MatW{storage, rows, K, Kp, w->data, w->scales};
+  return w;
+}
 
+}  // namespace
+
+void quantize_int8_group(const float* x, int n, int8_t* q, float* d) {
+  float amax = 0.0f;
+  for (int i = 0; i < n; i++) {
+    float a = fabsf(x[i]);
+    if (a > amax) amax = a;
+  }
+  float s = amax / 127.0f;
+  *d = s;
+  for (int i = 0; i < n; i++) {
+    if (s == 0.0f) {
+      q[i] = 0;
+      continue;
+    }
+    double v = round_half_up((double)x[i] / (double)s);
+    q[i] = (int8_t)(v < -127 ? -127 : v > 127 ? 127 : v);
+  }
+}
+
+WeightT* make_weight(Context& c, const uint8_t* src, int srcDtype, int rows, int cols, int storage) {
+  if (cols <= 0) {  // a vector: always f32
+    auto* w = new WeightT();
+    w->isVector = true;
+    w->mat = MatW{ST_F32, rows, 0, 0, nullptr, nullptr};
+    w->data = aligned_zalloc((size_t)rows * 4);
+    if (!w->data) {
+      delete w;
+      throw std::bad_alloc();
+    }
+    float* d = (float*)w->data;
+    for (int i = 0; i < rows; i++) d[i] = read_src(src, srcDtype, i);
+    w->bytes = (size_t)rows * 4;
+    w->mat.data = w->data;
+    return w;
+  }
+  WeightT* w = alloc_matrix(rows, cols, storage);
+  const int K = cols, Kp = w->mat.Kp, G = Kp / QGROUP;
   c.reserveThreadScratch((size_t)Kp);
   auto job = [&](long r0, long r1, int tid) {
     float* tmp = c.threadScratch(tid, (size_t)Kp);
@@ -154,6 +161,30 @@ WeightT* make_weight(Context& c, const uint8_t* src, int srcDtype, int rows, int
     }
   };
   c.pool->parallelFor(rows, 1, threads_for(c, (double)rows * K), job);
+  return w;
+}
+
+WeightT* make_weight_quantized(int storage, int rows, int cols, const void* q, const float* scales) {
+  WeightT* w = alloc_matrix(rows, cols, storage);
+  const int Kp = w->mat.Kp, G = Kp / QGROUP;
+  if (storage == ST_INT8) {
+    for (int r = 0; r < rows; r++)
+      std::memcpy((int8_t*)w->data + (size_t)r * Kp, (const int8_t*)q + (size_t)r * cols, (size_t)cols);
+    std::memcpy(w->scales, scales, (size_t)rows * G * 4);
+  } else {
+    // one 0..15 code per element in → two per byte, element j low and j+16 high within each group
+    const uint8_t* codes = (const uint8_t*)q;
+    uint8_t* dst = (uint8_t*)w->data;
+    for (int r = 0; r < rows; r++)
+      for (int g = 0; g < G; g++)
+        for (int j = 0; j < 16; j++) {
+          const int k = g * QGROUP + j;
+          const uint8_t lo = k < cols ? codes[(size_t)r * cols + k] & 15 : 0;
+          const uint8_t hi = k + 16 < cols ? codes[(size_t)r * cols + k + 16] & 15 : 0;
+          dst[(size_t)r * (Kp / 2) + g * 16 + j] = (uint8_t)(lo | (hi << 4));
+        }
+    std::memcpy(w->scales, scales, (size_t)rows * G * 8);
+  }
   return w;
 }
 

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { CpuBackend, type CpuIsa } from "../../src/backends/cpu/cpu-backend.ts";
 import { hostF32 } from "../../src/formats/dtype.ts";
+import { quantizeInt4, quantizeInt8 } from "../../src/formats/quant.ts";
 import { runConformance } from "./conformance.ts";
 
 const probe = CpuBackend.tryLoad({ threads: 1 });
@@ -36,6 +37,39 @@ if (skip) {
     test("describe names the ISA and the thread count", () => {
       const b = new CpuBackend({ threads: 2 });
       assert.match(b.describe(), new RegExp(`${b.isa}, 2 threads`));
+      b.dispose();
+    });
+
+    test("weightQuantized stores quant.ts codes as they are: the same products as quantizing at load", () => {
+      const b = new CpuBackend({ threads: 2 });
+      for (const [rows, cols] of [
+        [7, 45],
+        [33, 96],
+      ]) {
+        const vals = Float32Array.from({ length: rows * cols }, (_, i) => Math.sin(i * 1.7) * (1 + (i % 5)));
+        const x = b.buffer(2 * cols);
+        b.write(
+          x,
+          Float32Array.from({ length: 2 * cols }, (_, i) => Math.cos(i * 0.3)),
+        );
+        for (const [kind, quantize] of [
+          ["int8", quantizeInt8],
+          ["int4", quantizeInt4],
+        ] as const) {
+          const direct = b.weightQuantized(quantize(vals, rows, cols));
+          const atLoad = b.weight(hostF32(vals, [rows, cols]), kind);
+          assert.equal(direct.storage, kind);
+          const out = (w: typeof direct, n: number) => {
+            const y = b.buffer(n * rows);
+            b.matmul(y, x, w, null, n);
+            const r = new Float32Array(n * rows);
+            b.read(y, r);
+            return r;
+          };
+          for (const n of [1, 2]) assert.deepEqual(out(direct, n), out(atLoad, n), `${kind} ${rows}x${cols} rows ${n}`);
+        }
+      }
+      assert.throws(() => b.weightQuantized({ ...quantizeInt8(new Float32Array(64), 2, 32), rows: 3 }), /shorter/);
       b.dispose();
     });
 

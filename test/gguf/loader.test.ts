@@ -6,6 +6,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import type { Weight } from "../../src/backends/backend.ts";
+import { CpuBackend } from "../../src/backends/cpu/cpu-backend.ts";
 import { ReferenceBackend } from "../../src/backends/reference/reference-backend.ts";
 import { hostF32 } from "../../src/formats/dtype.ts";
 import { prepareGguf } from "../../src/formats/gguf/export.ts";
@@ -230,6 +231,26 @@ test("Q8_0/Q4_0 matrices reach a backend with weightQuantized pre-quantized, wit
     const ids = readRefFile("test/fixtures/refs/arch-llama3-rope.json").cases[0].prompt_ids;
     assert.deepEqual(promptLogits(a.graph, ids), promptLogits(b.graph, ids));
   }
+});
+
+test("on the native CPU backend Q8_0/Q4_0 load without a float round trip and match the reference", async (t) => {
+  const loaded = CpuBackend.tryLoad({ threads: 2 });
+  if ("error" in loaded) return t.skip(loaded.error);
+  const ids = readRefFile("test/fixtures/refs/arch-llama3-rope.json").cases[0].prompt_ids;
+  for (const type of ["q8_0", "q4_0"] as const) {
+    const path = await ggufOf("arch-llama3-rope", type);
+    const lines: string[] = [];
+    const cpu = loadModel(path, loaded.backend, { ...opts, log: (l) => lines.push(l) });
+    assert.ok(!lines.some((l) => /pre-quantized/.test(l)), lines.join("\n"));
+    assert.equal(cpu.graph.weights.layers[0].qkv.storage, type === "q8_0" ? "int8" : "int4");
+    const ref = loadModel(path, new QuantReference(), opts);
+    const a = promptLogits(cpu.graph, ids);
+    const b = promptLogits(ref.graph, ids);
+    let maxDiff = 0;
+    for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]));
+    assert.ok(maxDiff < 1e-3, `${type}: max |Δ| ${maxDiff}`);
+  }
+  loaded.backend.dispose();
 });
 
 test("Q4_K and Q6_K tensors load (dequantized, logged) and stay close to the HF model", async () => {

@@ -28,6 +28,8 @@
  */
 import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
+import type { QuantizedMatrix } from "../../formats/quant.ts";
+import type { QuantizedWeightSink } from "../../models/weights.ts";
 import type {
   Activation,
   AttentionParams,
@@ -61,6 +63,7 @@ interface NativeCpu {
   write(buf: number, data: Float32Array): void;
   read(buf: number, out: Float32Array): void;
   weight(data: Uint8Array, srcDtype: number, rows: number, cols: number, storage: number): number;
+  weightQuantized(storage: number, rows: number, cols: number, q: Int8Array | Uint8Array, scales: Float32Array): number;
   weightBytes(w: number): number;
   kvLayer(numBlocks: number, blockSize: number, numKvHeads: number, headDim: number, dtype: number): number;
   kvBytes(kv: number): number;
@@ -197,7 +200,7 @@ class CpuKv implements KvLayer {
 
 const id = (x: Buf | Weight | KvLayer) => (x as CpuBuf).id;
 
-export class CpuBackend implements Backend {
+export class CpuBackend implements Backend, QuantizedWeightSink {
   readonly name = "cpu";
   readonly isa: CpuIsa;
   readonly threads: number;
@@ -252,6 +255,12 @@ export class CpuBackend implements Backend {
     const { rows, cols, storage: st } = weightLayout(t, storage);
     const wid = this.#n.weight(t.data, SRC_DTYPE[t.dtype], rows, cols, STORAGE[st]);
     return this.#track(new CpuWeight(wid, t.shape, st, this.#n.weightBytes(wid)), KIND_WEIGHT, wid);
+  }
+
+  /** An int8/int4 matrix as quant.ts describes it (GGUF Q8_0/Q4_0 repacked losslessly), stored as is. */
+  weightQuantized(m: QuantizedMatrix): Weight {
+    const wid = this.#n.weightQuantized(STORAGE[m.kind], m.rows, m.cols, m.q, m.scales);
+    return this.#track(new CpuWeight(wid, [m.rows, m.cols], m.kind, this.#n.weightBytes(wid)), KIND_WEIGHT, wid);
   }
 
   buffer(size: number): Buf {
