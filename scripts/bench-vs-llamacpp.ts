@@ -30,26 +30,16 @@
  * against llama.cpp's.
  */
 import { spawnSync } from "node:child_process";
-import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-  writeSync,
-} from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { StepMeta } from "../src/backends/backend.ts";
 import { selectBackend } from "../src/backends/select.ts";
-import { f32ToBf16 } from "../src/formats/dtype.ts";
 import { type ExportType, prepareGguf } from "../src/formats/gguf/export.ts";
 import { GgmlType } from "../src/formats/gguf/types.ts";
 import { loadModel } from "../src/models/model.ts";
+import { makeSmolModel } from "./smol-model.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const SELF = fileURLToPath(import.meta.url);
@@ -396,100 +386,6 @@ function ensurePeer(): void {
   );
   if (r.status !== 0 || !existsSync(PEER_ENTRY))
     throw new Error(`npm install of node-llama-cpp@${PEER_VERSION} failed`);
-}
-
-/** Writes a random-weight model of the SmolLM2-360M shape as an HF folder (bf16 safetensors). */
-function makeSmolModel(dir: string): string {
-  const out = join(dir, "smol-360m-random");
-  mkdirSync(out, { recursive: true });
-  const H = 960;
-  const L = 32;
-  const heads = 15;
-  const kv = 5;
-  const hd = H / heads;
-  const I = 2560;
-  const V = 49152;
-  const config = {
-    architectures: ["LlamaForCausalLM"],
-    model_type: "llama",
-    hidden_size: H,
-    intermediate_size: I,
-    num_hidden_layers: L,
-    num_attention_heads: heads,
-    num_key_value_heads: kv,
-    head_dim: hd,
-    hidden_act: "silu",
-    max_position_embeddings: 8192,
-    rms_norm_eps: 1e-5,
-    rope_theta: 100000,
-    tie_word_embeddings: true,
-    vocab_size: V,
-    bos_token_id: 0,
-    eos_token_id: 2,
-    torch_dtype: "bfloat16",
-  };
-  writeFileSync(join(out, "config.json"), JSON.stringify(config, null, 2));
-  for (const f of ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"]) {
-    writeFileSync(join(out, f), readFileSync(join(TINY, f)));
-  }
-  const shapes: [string, number[]][] = [["model.embed_tokens.weight", [V, H]]];
-  for (let i = 0; i < L; i++) {
-    const p = `model.layers.${i}.`;
-    shapes.push(
-      [`${p}input_layernorm.weight`, [H]],
-      [`${p}self_attn.q_proj.weight`, [heads * hd, H]],
-      [`${p}self_attn.k_proj.weight`, [kv * hd, H]],
-      [`${p}self_attn.v_proj.weight`, [kv * hd, H]],
-      [`${p}self_attn.o_proj.weight`, [H, heads * hd]],
-      [`${p}post_attention_layernorm.weight`, [H]],
-      [`${p}mlp.gate_proj.weight`, [I, H]],
-      [`${p}mlp.up_proj.weight`, [I, H]],
-      [`${p}mlp.down_proj.weight`, [H, I]],
-    );
-  }
-  shapes.push(["model.norm.weight", [H]]);
-  const header: Record<string, unknown> = {};
-  let off = 0;
-  for (const [name, shape] of shapes) {
-    const bytes = 2 * shape.reduce((a, b) => a * b, 1);
-    header[name] = { dtype: "BF16", shape, data_offsets: [off, off + bytes] };
-    off += bytes;
-  }
-  let json = JSON.stringify(header);
-  json += " ".repeat((8 - (json.length % 8)) % 8);
-  const fd = openSync(join(out, "model.safetensors"), "w");
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(json.length));
-  writeSync(fd, len);
-  writeSync(fd, Buffer.from(json));
-  // A pool of bf16 words (normal-ish, std ≈ 0.02); tensors are slices at varying offsets.
-  const POOL = 1 << 22;
-  const pool = new Uint16Array(2 * POOL);
-  let s = 0x9e3779b9;
-  const rnd = () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 4294967296;
-  };
-  for (let i = 0; i < POOL; i++) pool[i] = f32ToBf16((rnd() + rnd() + rnd() - 1.5) * 0.04);
-  pool.copyWithin(POOL, 0, POOL);
-  const one = f32ToBf16(1);
-  for (const [, shape] of shapes) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    if (shape.length === 1) {
-      writeSync(fd, new Uint8Array(new Uint16Array(n).fill(one).buffer));
-      continue;
-    }
-    for (let done = 0; done < n; ) {
-      const k = Math.min(POOL, n - done);
-      const at = Math.floor(rnd() * POOL);
-      writeSync(fd, new Uint8Array(pool.buffer, at * 2, k * 2));
-      done += k;
-    }
-  }
-  closeSync(fd);
-  return out;
 }
 
 async function convert(
