@@ -16,7 +16,8 @@
  * - Matmul: rows ≤ 4 → GEMV: each weight row streamed once, dequantized in registers (int8/int4 scale
  *   applied once per group; bf16 split into even/odd lanes with one shift + one AND). More rows → GEMM:
  *   avx2/avx512 dequantize a panel of weight rows to f32 once and reuse it from cache for every tile of
- *   rows (broadcast-FMA micro-kernel); amx (≥ 16 rows, bf16/int8/int4 weights) multiplies bf16 tiles.
+ *   rows (broadcast-FMA micro-kernel); amx (≥ 5 rows, bf16/int8/int4 weights) multiplies bf16 tiles
+ *   (even a half-empty 16-row tile costs less than the broadcast-FMA kernel).
  *
  * Accuracy choices (all within the conformance tolerances, test/backends/conformance.ts):
  * - Activations are never rounded to bf16 or quantized to int8: that is what AVX-512 BF16 (vdpbf16ps)
