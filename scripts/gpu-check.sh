@@ -305,6 +305,17 @@ else
   note "validate time" "$(elapsed "$t")"
 fi
 
+# 3b. the engine on cuda: one greedy generation through the scheduler, the KV plan from device memory and
+#     the CUDA-graph decode path, next to the same generation on the CPU reference
+t=$(date +%s)
+js loom.mjs bin/loom.js
+GEN=(generate --max-tokens 48 --temperature 0 "In the beginning God created")
+timeout 120 "${JSCMD[@]}" "${GEN[@]}" --backend cuda >"$OUTDIR/generate-cuda.log" 2>&1
+grc=$?
+timeout 120 "${JSCMD[@]}" "${GEN[@]}" --backend reference >"$OUTDIR/generate-ref.log" 2>&1
+same=$(cmp -s <(tail -1 "$OUTDIR/generate-cuda.log") <(tail -1 "$OUTDIR/generate-ref.log") && echo "same text as reference" || echo "DIFFERS from reference")
+note "generate --backend cuda" "rc $grc, $same ($(elapsed "$t")): $(tail -1 "$OUTDIR/generate-cuda.log" | cut -c1-60)"
+
 # 4. benchmark: transformers baseline first (its own process), then Loom
 t=$(date +%s)
 js bench-gpu.mjs scripts/bench-gpu.ts

@@ -1,6 +1,7 @@
 /**
  * Picks the backend for `--backend`: "auto" takes the native CPU backend wherever its addon loads and
- * falls back to the reference backend with a one-line warning saying why.
+ * falls back to the reference backend with a one-line warning saying why; "cuda" (only when named) loads
+ * the CUDA addon and device or fails with the reason.
  */
 import type { Backend } from "./backend.ts";
 import { ReferenceBackend } from "./reference/reference-backend.ts";
@@ -11,8 +12,19 @@ export interface BackendChoice {
   warning: string | null;
 }
 
-export async function selectBackend(name: "auto" | "cpu" | "reference", threads?: number): Promise<BackendChoice> {
+export async function selectBackend(
+  name: "auto" | "cpu" | "reference" | "cuda",
+  threads?: number,
+  device = 0,
+): Promise<BackendChoice> {
   if (name === "reference") return { backend: new ReferenceBackend(), warning: null };
+  if (name === "cuda") {
+    // Only on request: `auto` stays on the CPU (the CUDA backend is new; see native/cuda/README.md).
+    const { CudaBackend } = await import("./cuda/cuda-backend.ts");
+    const loaded = CudaBackend.tryLoad({ device, cublas: "optional" });
+    if ("error" in loaded) throw new Error(`the cuda backend is not available: ${loaded.error}`);
+    return { backend: loaded.backend, warning: null };
+  }
   let reason: string;
   try {
     const { CpuBackend } = await import("./cpu/cpu-backend.ts");

@@ -14,7 +14,8 @@ export function registerValidate(program: Command): void {
     .requiredOption("--refs <file>", "reference JSON (its .logits.safetensors must sit beside it)")
     .option("--model <dir>", "model folder", DEFAULT_MODEL)
     .option("--tolerance <x>", "max allowed |Δ| of logits and log-sum-exp", Number.parseFloat, 1e-3)
-    .option("--backend <name>", "auto | cpu | reference", "auto")
+    .option("--backend <name>", "auto | cpu | reference | cuda", "auto")
+    .option("--device <n>", "CUDA device ordinal (cuda backend)", (v) => Number.parseInt(v, 10), 0)
     .option("--dtype <t>", "weight storage: f32 | bf16 | int8 | int4 (default: f32)", "f32")
     .option("--threads <n>", "threads for the cpu backend", (v) => Number.parseInt(v, 10))
     .option(
@@ -30,7 +31,7 @@ export function registerValidate(program: Command): void {
     .action(async (o) => {
       if (!(o.tolerance > 0)) throw new Error(`--tolerance must be a positive number`);
       const refs = readRefFile(o.refs);
-      const { backend, warning } = await selectBackend(o.backend, o.threads);
+      const { backend, warning } = await selectBackend(o.backend, o.threads, o.device);
       if (warning) console.error(`warning: ${warning}`);
       const longest = Math.max(...refs.cases.map((c) => c.prompt_ids.length + c.greedy_ids.length));
       const blockSize = 16;

@@ -4,6 +4,7 @@
  */
 import { basename, resolve } from "node:path";
 import type { KvDType } from "../backends/backend.ts";
+import type { CudaBackend } from "../backends/cuda/cuda-backend.ts";
 import { selectBackend } from "../backends/select.ts";
 import { loadConfig } from "../models/config.ts";
 import { kvBytesPerToken, type LoadedModel, loadModel } from "../models/model.ts";
@@ -11,6 +12,7 @@ import { describeSpec, resolveSpecConfig } from "../spec/config.ts";
 import { DraftProposer } from "../spec/draft-proposer.ts";
 import { NgramProposer } from "../spec/ngram-proposer.ts";
 import { SpeculativeDecoder } from "../spec/spec-decoder.ts";
+import { planCudaKv, withCudaGraphs } from "./cuda-setup.ts";
 import { EngineCore } from "./engine-core.ts";
 import type { EngineOptions } from "./options.ts";
 import type { EngineInfo } from "./types.ts";
@@ -23,7 +25,9 @@ export interface BuiltCore {
 
 export async function buildCore(opts: EngineOptions): Promise<BuiltCore> {
   const cfg = loadConfig(opts.model);
-  const { backend, warning } = await selectBackend(opts.backend, opts.threads);
+  const selected = await selectBackend(opts.backend, opts.threads, opts.device);
+  const { warning } = selected;
+  let backend = selected.backend;
   const maxModelLen = opts.maxModelLen > 0 ? opts.maxModelLen : cfg.maxPositionEmbeddings;
   const kvDtype: KvDType = opts.kvCacheDtype === "int8" ? "int8" : "f32";
   // int8 entries carry one f32 scale per (token, head): ~1 byte + 4/headDim per element.
@@ -41,12 +45,6 @@ export async function buildCore(opts: EngineOptions): Promise<BuiltCore> {
   const blockBytes =
     (kvBytesPerToken(cfg, bytesPerElement) + (draftCfg ? kvBytesPerToken(draftCfg, draftBytesPerElement) : 0)) *
     opts.blockSize;
-  const numBlocks = Math.floor(opts.kvCacheMemory / blockBytes);
-  if (numBlocks < 2) {
-    throw new Error(
-      `--kv-cache-memory ${opts.kvCacheMemory} bytes holds ${numBlocks} KV blocks of ${blockBytes} bytes; give it more`,
-    );
-  }
   // A step must hold at least one whole prompt chunk per sequence; the naive policy prefills whole prompts.
   const maxNumBatchedTokens =
     opts.scheduler === "naive" ? Math.max(opts.maxNumBatchedTokens, maxModelLen) : opts.maxNumBatchedTokens;
@@ -61,6 +59,27 @@ export async function buildCore(opts: EngineOptions): Promise<BuiltCore> {
         : backend.name === "reference"
           ? "f32"
           : "bf16";
+  let numBlocks = Math.floor(opts.kvCacheMemory / blockBytes);
+  let budgetHint = `--kv-cache-memory ${opts.kvCacheMemory} bytes`;
+  if (backend.name === "cuda") {
+    const cuda = backend as CudaBackend;
+    const plan = planCudaKv(cuda, {
+      model: cfg,
+      draft: draftCfg,
+      storage: storage ?? "bf16",
+      kvDtype,
+      blockSize: opts.blockSize,
+      maxNumBatchedTokens,
+      maxNumSeqs: opts.maxNumSeqs,
+      utilization: opts.gpuMemoryUtilization,
+    });
+    numBlocks = plan.numBlocks;
+    budgetHint = `${plan.explain} (--gpu-memory-utilization ${opts.gpuMemoryUtilization})`;
+    backend = withCudaGraphs(cuda, maxModelLen, Math.min(opts.maxNumSeqs, maxNumBatchedTokens));
+  }
+  if (numBlocks < 2) {
+    throw new Error(`${budgetHint} holds ${numBlocks} KV blocks of ${blockBytes} bytes; give it more`);
+  }
   const model = loadModel(opts.model, backend, {
     maxTokens: maxNumBatchedTokens,
     numBlocks,

@@ -21,13 +21,17 @@ export interface EngineOptions extends SpecOptions {
   model: string;
   /** Name reported by /v1/models (default: folder name). */
   servedModelName?: string;
-  /** "auto" = native CPU when the addon loads, else reference. */
-  backend: "auto" | "cpu" | "reference";
+  /** "auto" = native CPU when the addon loads, else reference. "cuda" only when asked for. */
+  backend: "auto" | "cpu" | "reference" | "cuda";
   threads?: number;
+  /** CUDA device ordinal (cuda backend). */
+  device: number;
+  /** cuda: fraction of the free device memory the engine may use; the KV pool gets what is left. */
+  gpuMemoryUtilization: number;
   quantization: "none" | "int8" | "int4";
   kvCacheDtype: "auto" | "int8";
   blockSize: number;
-  /** KV cache budget in bytes. */
+  /** KV cache budget in bytes (cpu and reference; cuda sizes its pool from gpuMemoryUtilization). */
   kvCacheMemory: number;
   maxNumSeqs: number;
   maxNumBatchedTokens: number;
@@ -45,6 +49,8 @@ export const DEFAULT_MODEL = fileURLToPath(new URL("../../models/tiny-llama", im
 export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   model: DEFAULT_MODEL,
   backend: "auto",
+  device: 0,
+  gpuMemoryUtilization: 0.9,
   quantization: "none",
   kvCacheDtype: "auto",
   blockSize: 16,
@@ -79,12 +85,24 @@ export function addEngineFlags(cmd: Command): Command {
   return cmd
     .option("--model <dir>", "model folder (Hugging Face format)", d.model)
     .option("--served-model-name <name>", "model name reported by the API (default: folder name)")
-    .option("--backend <name>", "auto | cpu | reference", d.backend)
+    .option("--backend <name>", "auto | cpu | reference | cuda", d.backend)
     .option("--threads <n>", "compute threads for the cpu backend (default: all cores)", intArg("--threads"))
+    .option("--device <n>", "CUDA device ordinal (cuda backend)", intArg("--device"), d.device)
+    .option(
+      "--gpu-memory-utilization <x>",
+      "cuda: fraction of free device memory to use; the KV cache gets what weights and activations leave",
+      Number.parseFloat,
+      d.gpuMemoryUtilization,
+    )
     .option("--quantization <q>", "weight quantization: none | int8 | int4", d.quantization)
     .option("--kv-cache-dtype <t>", "auto | int8", d.kvCacheDtype)
     .option("--block-size <n>", "tokens per KV cache block", intArg("--block-size"), d.blockSize)
-    .option("--kv-cache-memory <bytes>", "KV cache budget (bytes, or 512MiB, 2GB…)", parseBytes, d.kvCacheMemory)
+    .option(
+      "--kv-cache-memory <bytes>",
+      "KV cache budget on cpu/reference (bytes, or 512MiB, 2GB…)",
+      parseBytes,
+      d.kvCacheMemory,
+    )
     .option("--max-num-seqs <n>", "most sequences in one step", intArg("--max-num-seqs"), d.maxNumSeqs)
     .option(
       "--max-num-batched-tokens <n>",
@@ -135,8 +153,10 @@ export function engineOptionsFrom(o: Record<string, unknown>): EngineOptions {
   return {
     model: String(o.model ?? d.model),
     servedModelName: o.servedModelName ? String(o.servedModelName) : undefined,
-    backend: pick("--backend", o.backend ?? d.backend, ["auto", "cpu", "reference"] as const),
+    backend: pick("--backend", o.backend ?? d.backend, ["auto", "cpu", "reference", "cuda"] as const),
     threads: typeof o.threads === "number" && o.threads > 0 ? o.threads : undefined,
+    device: Number(o.device ?? d.device),
+    gpuMemoryUtilization: fraction("--gpu-memory-utilization", o.gpuMemoryUtilization ?? d.gpuMemoryUtilization),
     quantization: pick("--quantization", o.quantization ?? d.quantization, ["none", "int8", "int4"] as const),
     kvCacheDtype: pick("--kv-cache-dtype", o.kvCacheDtype ?? d.kvCacheDtype, ["auto", "int8"] as const),
     blockSize: Number(o.blockSize ?? d.blockSize),
@@ -149,6 +169,12 @@ export function engineOptionsFrom(o: Record<string, unknown>): EngineOptions {
     defaultMaxTokens: Number(o.defaultMaxTokens ?? d.defaultMaxTokens),
     ...specOptionsFrom(o),
   };
+}
+
+function fraction(name: string, v: unknown): number {
+  const x = Number(v);
+  if (!(x > 0 && x <= 1)) throw new Error(`${name} must be in (0, 1], got "${String(v)}"`);
+  return x;
 }
 
 /** The speculative-decoding flags, validated now so that a contradiction fails at the command line. */
