@@ -127,7 +127,9 @@ struct KernelTable {
 };
 
 /** The AMX GEMM handles these storages (others use the AVX-512 GEMM). */
-static inline bool amx_storage(int storage) { return storage == ST_BF16 || storage == ST_INT8 || storage == ST_INT4; }
+static inline bool amx_storage(int storage) {
+  return storage == ST_BF16 || storage == ST_F16 || storage == ST_INT8 || storage == ST_INT4;
+}
 
 const KernelTable* kernels_scalar();
 const KernelTable* kernels_avx2();   // nullptr when not compiled for x86-64

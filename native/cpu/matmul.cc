@@ -36,11 +36,14 @@ void matmul_amx(Context& c, float* y, const float* x, const WeightT& w, const fl
   const bool i4 = m.storage == ST_INT4;
   const int nBlocks = (N + 31) / 32;
   // Bytes of one 32-row weight block (rows are contiguous, so a block is one range) and of its scales.
-  const size_t rowBytes = m.storage == ST_BF16 ? (size_t)Kp * 2 : m.storage == ST_INT8 ? (size_t)Kp : (size_t)Kp / 2;
+  const size_t rowBytes = m.storage == ST_BF16 || m.storage == ST_F16 ? (size_t)Kp * 2
+                          : m.storage == ST_INT8                      ? (size_t)Kp
+                                                                      : (size_t)Kp / 2;
   const size_t blockBytes = 32 * rowBytes;
   const char* wEnd = (const char*)m.data + (size_t)N * rowBytes;
   const int nt = threads_for(c, (double)N * Kp * rows);
-  c.reserveThreadScratch((size_t)16 * Kp);  // 32 rows of bf16
+  const size_t panelFloats = (size_t)(m.storage == ST_F16 ? 32 : 16) * Kp;  // 32 rows of bf16 (f16: hi and lo)
+  c.reserveThreadScratch(panelFloats);
   for (int m0 = 0; m0 < rows; m0 += chunk) {
     const int mRows = rows - m0 < chunk ? rows - m0 : chunk;
     const int mb = (mRows + 15) / 16;
@@ -55,7 +58,7 @@ void matmul_amx(Context& c, float* y, const float* x, const WeightT& w, const fl
     };
     c.pool->parallelFor(mb, 1, nt, pack);
     auto gemm = [&](long b, long e, int tid) {
-      uint16_t* panel = reinterpret_cast<uint16_t*>(c.threadScratch(tid, (size_t)16 * Kp));
+      uint16_t* panel = reinterpret_cast<uint16_t*>(c.threadScratch(tid, panelFloats));
       for (long nb = b; nb < e; nb++) {
         const int n0 = (int)nb * 32;
         const int cols = N - n0 < 32 ? N - n0 : 32;
