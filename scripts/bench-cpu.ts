@@ -35,6 +35,7 @@ import { type ModelConfig, parseConfig } from "../src/models/config.ts";
 import { LlamaGraph } from "../src/models/graph.ts";
 import { loadModel } from "../src/models/model.ts";
 import { loadWeights, type ModelWeights } from "../src/models/weights.ts";
+import { llamaTensorShapes, randomBf16Pool } from "./smol-model.ts";
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(name);
@@ -88,37 +89,8 @@ const SMOL_360M = {
 
 /** An in-memory checkpoint of `cfg` with random bf16 weights (std ≈ 0.02, norms = 1), made on read. */
 function randomCheckpoint(cfg: ModelConfig): SafetensorsModel {
-  const { hiddenSize: h, intermediateSize: inter, numHeads, numKvHeads, headDim, vocabSize } = cfg;
-  const shapes = new Map<string, number[]>();
-  for (let i = 0; i < cfg.numLayers; i++) {
-    const p = `model.layers.${i}.`;
-    shapes.set(`${p}input_layernorm.weight`, [h]);
-    shapes.set(`${p}post_attention_layernorm.weight`, [h]);
-    shapes.set(`${p}self_attn.q_proj.weight`, [numHeads * headDim, h]);
-    shapes.set(`${p}self_attn.k_proj.weight`, [numKvHeads * headDim, h]);
-    shapes.set(`${p}self_attn.v_proj.weight`, [numKvHeads * headDim, h]);
-    shapes.set(`${p}self_attn.o_proj.weight`, [h, numHeads * headDim]);
-    shapes.set(`${p}mlp.gate_proj.weight`, [inter, h]);
-    shapes.set(`${p}mlp.up_proj.weight`, [inter, h]);
-    shapes.set(`${p}mlp.down_proj.weight`, [h, inter]);
-  }
-  shapes.set("model.embed_tokens.weight", [vocabSize, h]);
-  shapes.set("model.norm.weight", [h]);
-  // A pool of random bf16 words; tensors are slices of it at random offsets (fast, never NaN).
-  const POOL = 1 << 20;
-  const pool = new Uint16Array(2 * POOL);
-  let s = 0x9e3779b9;
-  const rnd = () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 4294967296;
-  };
-  const vals = new Float32Array(POOL);
-  for (let i = 0; i < POOL; i++) vals[i] = (rnd() + rnd() + rnd() - 1.5) * 0.04;
-  const words = new Uint16Array(hostBf16(vals, [POOL]).data.buffer);
-  pool.set(words);
-  pool.set(words, POOL);
+  const shapes = new Map(llamaTensorShapes(cfg));
+  const { pool, size: POOL, rnd } = randomBf16Pool(1 << 20);
   const info = (name: string): TensorInfo => {
     const shape = shapes.get(name);
     if (!shape) throw new Error(`no tensor ${name}`);

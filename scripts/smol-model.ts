@@ -10,8 +10,56 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { f32ToBf16 } from "../src/formats/dtype.ts";
+import type { ModelConfig } from "../src/models/config.ts";
 
 const TINY = fileURLToPath(new URL("../models/tiny-llama", import.meta.url));
+
+/** The dimensions random llama-family checkpoints are made from. */
+export type LlamaShape = Pick<
+  ModelConfig,
+  "hiddenSize" | "intermediateSize" | "numLayers" | "numHeads" | "numKvHeads" | "headDim" | "vocabSize"
+>;
+
+/** Every tensor of a tied-embedding llama checkpoint with its shape, in file order. */
+export function llamaTensorShapes(c: LlamaShape): [string, number[]][] {
+  const { hiddenSize: H, intermediateSize: I, numHeads, numKvHeads, headDim } = c;
+  const shapes: [string, number[]][] = [["model.embed_tokens.weight", [c.vocabSize, H]]];
+  for (let i = 0; i < c.numLayers; i++) {
+    const p = `model.layers.${i}.`;
+    shapes.push(
+      [`${p}input_layernorm.weight`, [H]],
+      [`${p}self_attn.q_proj.weight`, [numHeads * headDim, H]],
+      [`${p}self_attn.k_proj.weight`, [numKvHeads * headDim, H]],
+      [`${p}self_attn.v_proj.weight`, [numKvHeads * headDim, H]],
+      [`${p}self_attn.o_proj.weight`, [H, numHeads * headDim]],
+      [`${p}post_attention_layernorm.weight`, [H]],
+      [`${p}mlp.gate_proj.weight`, [I, H]],
+      [`${p}mlp.up_proj.weight`, [I, H]],
+      [`${p}mlp.down_proj.weight`, [H, I]],
+    );
+  }
+  shapes.push(["model.norm.weight", [H]]);
+  return shapes;
+}
+
+/**
+ * A pool of random bf16 words (sum of three uniforms: normal-ish, std ≈ 0.02, never NaN), stored twice
+ * in a row so that any `size` consecutive words starting in the first half can be sliced; `rnd` is the
+ * xorshift generator, for picking slice offsets.
+ */
+export function randomBf16Pool(size = 1 << 22): { pool: Uint16Array; size: number; rnd: () => number } {
+  const pool = new Uint16Array(2 * size);
+  let s = 0x9e3779b9;
+  const rnd = () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) / 4294967296;
+  };
+  for (let i = 0; i < size; i++) pool[i] = f32ToBf16((rnd() + rnd() + rnd() - 1.5) * 0.04);
+  pool.copyWithin(size, 0, size);
+  return { pool, size, rnd };
+}
 
 /** Writes a random-weight model of the SmolLM2-360M shape as an HF folder (bf16 safetensors). */
 export function makeSmolModel(dir: string): string {
@@ -52,22 +100,15 @@ export function makeSmolModel(dir: string): string {
   const tok = JSON.parse(readFileSync(join(TINY, "tokenizer.json"), "utf8"));
   for (let i = Object.keys(tok.model.vocab).length; i < V; i++) tok.model.vocab[`[PAD${i}]`] = i;
   writeFileSync(join(out, "tokenizer.json"), JSON.stringify(tok));
-  const shapes: [string, number[]][] = [["model.embed_tokens.weight", [V, H]]];
-  for (let i = 0; i < L; i++) {
-    const p = `model.layers.${i}.`;
-    shapes.push(
-      [`${p}input_layernorm.weight`, [H]],
-      [`${p}self_attn.q_proj.weight`, [heads * hd, H]],
-      [`${p}self_attn.k_proj.weight`, [kv * hd, H]],
-      [`${p}self_attn.v_proj.weight`, [kv * hd, H]],
-      [`${p}self_attn.o_proj.weight`, [H, heads * hd]],
-      [`${p}post_attention_layernorm.weight`, [H]],
-      [`${p}mlp.gate_proj.weight`, [I, H]],
-      [`${p}mlp.up_proj.weight`, [I, H]],
-      [`${p}mlp.down_proj.weight`, [H, I]],
-    );
-  }
-  shapes.push(["model.norm.weight", [H]]);
+  const shapes = llamaTensorShapes({
+    hiddenSize: H,
+    intermediateSize: I,
+    numLayers: L,
+    numHeads: heads,
+    numKvHeads: kv,
+    headDim: hd,
+    vocabSize: V,
+  });
   const header: Record<string, unknown> = {};
   let off = 0;
   for (const [name, shape] of shapes) {
@@ -82,18 +123,7 @@ export function makeSmolModel(dir: string): string {
   len.writeBigUInt64LE(BigInt(json.length));
   writeSync(fd, len);
   writeSync(fd, Buffer.from(json));
-  // A pool of bf16 words (normal-ish, std ≈ 0.02); tensors are slices at varying offsets.
-  const POOL = 1 << 22;
-  const pool = new Uint16Array(2 * POOL);
-  let s = 0x9e3779b9;
-  const rnd = () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 4294967296;
-  };
-  for (let i = 0; i < POOL; i++) pool[i] = f32ToBf16((rnd() + rnd() + rnd() - 1.5) * 0.04);
-  pool.copyWithin(POOL, 0, POOL);
+  const { pool, size: POOL, rnd } = randomBf16Pool();
   const one = f32ToBf16(1);
   for (const [, shape] of shapes) {
     const n = shape.reduce((a, b) => a * b, 1);
