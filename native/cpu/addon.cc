@@ -93,6 +93,19 @@ class NativeCpu : public Napi::ObjectWrap<NativeCpu> {
                      std::to_string(b.size));
     return b;
   }
+  /** Runs `make` (which may throw bad_alloc), keeps what it made in `list` and returns its id. */
+  template <class T, class F>
+  static Napi::Value Keep(const Napi::CallbackInfo& info, std::vector<T*>& list, const char* what, F make) {
+    T* obj;
+    try {
+      obj = make();
+    } catch (const std::bad_alloc&) {
+      throw Napi::Error::New(info.Env(), std::string(what) + ": out of memory");
+    }
+    list.push_back(obj);
+    return Napi::Number::New(info.Env(), (double)list.size() - 1);
+  }
+
   WeightT& Wt(const Napi::CallbackInfo& info, size_t i, const char* what) {
     Context& c = C(info);
     int id = I(info, i);
@@ -165,14 +178,7 @@ class NativeCpu : public Napi::ObjectWrap<NativeCpu> {
     if (rows <= 0 || cols < 0) Fail(info, "weight: bad shape");
     size_t elems = (size_t)rows * (cols > 0 ? cols : 1);
     if (data.ByteLength() < elems * (src == ST_F32 ? 4 : 2)) Fail(info, "weight: data shorter than its shape");
-    WeightT* w;
-    try {
-      w = make_weight(c, data.Data(), src, rows, cols, storage);
-    } catch (const std::bad_alloc&) {
-      throw Napi::Error::New(info.Env(), "weight: out of memory");
-    }
-    c.weights.push_back(w);
-    return Napi::Number::New(info.Env(), (double)c.weights.size() - 1);
+    return Keep(info, c.weights, "weight", [&] { return make_weight(c, data.Data(), src, rows, cols, storage); });
   }
 
   // weightQuantized(storage int8|int4, rows, cols, q: Int8Array|Uint8Array (one code per element), scales) → id
@@ -190,14 +196,7 @@ class NativeCpu : public Napi::ObjectWrap<NativeCpu> {
       Fail(info, "weightQuantized: data shorter than its shape");
     const uint8_t* qp = (const uint8_t*)q.ArrayBuffer().Data() + q.ByteOffset();
     const float* sp = (const float*)((const uint8_t*)scales.ArrayBuffer().Data() + scales.ByteOffset());
-    WeightT* w;
-    try {
-      w = make_weight_quantized(storage, rows, cols, qp, sp);
-    } catch (const std::bad_alloc&) {
-      throw Napi::Error::New(info.Env(), "weightQuantized: out of memory");
-    }
-    c.weights.push_back(w);
-    return Napi::Number::New(info.Env(), (double)c.weights.size() - 1);
+    return Keep(info, c.weights, "weightQuantized", [&] { return make_weight_quantized(storage, rows, cols, qp, sp); });
   }
 
   Napi::Value WeightBytes(const Napi::CallbackInfo& info) {
@@ -208,14 +207,7 @@ class NativeCpu : public Napi::ObjectWrap<NativeCpu> {
     Context& c = C(info);
     int nb = I(info, 0), bs = I(info, 1), h = I(info, 2), d = I(info, 3), dt = I(info, 4);
     if (nb <= 0 || bs <= 0 || h <= 0 || d <= 0 || dt < KV_F32 || dt > KV_INT8) Fail(info, "kvLayer: bad arguments");
-    KvLayerT* kv;
-    try {
-      kv = make_kv(nb, bs, h, d, dt);
-    } catch (const std::bad_alloc&) {
-      throw Napi::Error::New(info.Env(), "kvLayer: out of memory");
-    }
-    c.kvs.push_back(kv);
-    return Napi::Number::New(info.Env(), (double)c.kvs.size() - 1);
+    return Keep(info, c.kvs, "kvLayer", [&] { return make_kv(nb, bs, h, d, dt); });
   }
 
   Napi::Value KvBytes(const Napi::CallbackInfo& info) {
