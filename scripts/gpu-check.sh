@@ -70,6 +70,8 @@ pack() {
   echo 'import { main } from "./src/cli/main.ts"; await main(process.argv);' |
     "$esbuild" "${opts[@]}" --sourcefile=loom-entry.ts --loader=ts --outfile="$stage/js/loom.mjs"
   "$esbuild" "${opts[@]}" scripts/bench-gpu.ts --outfile="$stage/js/bench-gpu.mjs"
+  # the engine thread: EngineClient starts new URL("./core-worker.mjs", import.meta.url), beside loom.mjs
+  "$esbuild" "${opts[@]}" src/engine/core-worker.ts --outfile="$stage/js/core-worker.mjs"
   for t in load conformance conformance-tc device; do
     "$esbuild" "${opts[@]}" "test/cuda/$t.test.ts" --outfile="$stage/js/$t.test.mjs"
   done
@@ -313,7 +315,13 @@ GEN=(generate --max-tokens 48 --temperature 0 "In the beginning God created")
 timeout 120 "${JSCMD[@]}" "${GEN[@]}" --backend cuda >"$OUTDIR/generate-cuda.log" 2>&1
 grc=$?
 timeout 120 "${JSCMD[@]}" "${GEN[@]}" --backend reference >"$OUTDIR/generate-ref.log" 2>&1
-same=$(cmp -s <(tail -1 "$OUTDIR/generate-cuda.log") <(tail -1 "$OUTDIR/generate-ref.log") && echo "same text as reference" || echo "DIFFERS from reference")
+if [ $grc != 0 ]; then
+  same="FAILED (see generate-cuda.log)"
+elif cmp -s <(tail -1 "$OUTDIR/generate-cuda.log") <(tail -1 "$OUTDIR/generate-ref.log"); then
+  same="same text as the reference backend"
+else
+  same="text DIFFERS from the reference backend (bf16 vs f32 weights can part at a near-tie)"
+fi
 note "generate --backend cuda" "rc $grc, $same ($(elapsed "$t")): $(tail -1 "$OUTDIR/generate-cuda.log" | cut -c1-60)"
 
 # 4. benchmark: transformers baseline first (its own process), then Loom
