@@ -87,7 +87,7 @@ export function addEngineFlags(cmd: Command): Command {
     .option("--served-model-name <name>", "model name reported by the API (default: folder name)")
     .option("--backend <name>", "auto | cpu | reference | cuda", d.backend)
     .option("--threads <n>", "compute threads for the cpu backend (default: all cores)", intArg("--threads"))
-    .option("--device <n>", "CUDA device ordinal (cuda backend)", intArg("--device"), d.device)
+    .option("--device <d>", "cuda, cuda:N or cpu (picks the backend), or a CUDA device ordinal N", String(d.device))
     .option(
       "--gpu-memory-utilization <x>",
       "cuda: fraction of free device memory to use; the KV cache gets what weights and activations leave",
@@ -153,9 +153,8 @@ export function engineOptionsFrom(o: Record<string, unknown>): EngineOptions {
   return {
     model: String(o.model ?? d.model),
     servedModelName: o.servedModelName ? String(o.servedModelName) : undefined,
-    backend: pick("--backend", o.backend ?? d.backend, ["auto", "cpu", "reference", "cuda"] as const),
+    ...deviceOption(pick("--backend", o.backend ?? d.backend, ["auto", "cpu", "reference", "cuda"] as const), o.device),
     threads: typeof o.threads === "number" && o.threads > 0 ? o.threads : undefined,
-    device: Number(o.device ?? d.device),
     gpuMemoryUtilization: fraction("--gpu-memory-utilization", o.gpuMemoryUtilization ?? d.gpuMemoryUtilization),
     quantization: pick("--quantization", o.quantization ?? d.quantization, ["none", "int8", "int4"] as const),
     kvCacheDtype: pick("--kv-cache-dtype", o.kvCacheDtype ?? d.kvCacheDtype, ["auto", "int8"] as const),
@@ -169,6 +168,25 @@ export function engineOptionsFrom(o: Record<string, unknown>): EngineOptions {
     defaultMaxTokens: Number(o.defaultMaxTokens ?? d.defaultMaxTokens),
     ...specOptionsFrom(o),
   };
+}
+
+/**
+ * `--device` as vLLM spells it (`cuda`, `cuda:1`, `cpu`) or a bare CUDA ordinal; a device naming a backend
+ * overrides `--backend auto` and must agree with any other `--backend`.
+ */
+function deviceOption(backend: EngineOptions["backend"], v: unknown): Pick<EngineOptions, "backend" | "device"> {
+  if (v === undefined || v === null || v === "") return { backend, device: 0 };
+  const text = String(v).trim().toLowerCase();
+  const m = /^(?:(cuda|cpu)(?::(\d+))?|(\d+))$/.exec(text);
+  if (!m) throw new Error(`--device must be cuda, cuda:N, cpu or a CUDA device number, got "${String(v)}"`);
+  const named = m[1] as "cuda" | "cpu" | undefined;
+  const device = Number(m[2] ?? m[3] ?? 0);
+  if (named === "cpu" && m[2] !== undefined) throw new Error(`--device cpu takes no number, got "${String(v)}"`);
+  if (named === undefined) return { backend, device };
+  if (backend !== "auto" && backend !== named) {
+    throw new Error(`--device ${text} contradicts --backend ${backend}`);
+  }
+  return { backend: named, device };
 }
 
 function fraction(name: string, v: unknown): number {
