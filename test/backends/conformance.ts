@@ -26,6 +26,7 @@ import type { Backend, Buf, HostTensor, KvDType, KvLayer, StepMeta, StorageDType
 import { ReferenceBackend } from "../../src/backends/reference/reference-backend.ts";
 import { f16ToF32, f32ToBf16, hostBf16, hostF32, toFloat32 } from "../../src/formats/dtype.ts";
 import { f32ToF16, fakeQuantize, QGROUP, quantizeInt8Group } from "../../src/formats/quant.ts";
+import { mulberry32 as rng } from "../helpers/mulberry32.ts";
 
 export const TOL = {
   matmul: 1e-4,
@@ -36,18 +37,6 @@ export const TOL = {
 // ------------------------------------------------------------------------------------------------
 // helpers
 // ------------------------------------------------------------------------------------------------
-
-/** Deterministic PRNG (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Roughly normal values (sum of 4 uniforms), std ≈ `scale`. */
 export function randn(n: number, seed: number, scale = 1): Float32Array {

@@ -8,10 +8,11 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import type { HostTensor, StepMeta, StorageDType, Weight } from "../../src/backends/backend.ts";
+import type { HostTensor, StorageDType, Weight } from "../../src/backends/backend.ts";
 import { CpuBackend, type CpuIsa } from "../../src/backends/cpu/cpu-backend.ts";
 import { ReferenceBackend } from "../../src/backends/reference/reference-backend.ts";
 import { loadModel } from "../../src/models/model.ts";
+import { contiguousStep as step } from "../../src/models/validate.ts";
 import { oracleWeight } from "./conformance.ts";
 
 const root = (p: string) => fileURLToPath(new URL(`../../${p}`, import.meta.url));
@@ -32,23 +33,6 @@ class StorageReference extends ReferenceBackend {
   override weight(t: HostTensor, storage: StorageDType = "f32"): Weight {
     return super.weight(oracleWeight(t, storage), storage);
   }
-}
-
-/** One sequence whose block table is 0..maxBlocks-1 (slot = position). */
-function step(ids: number[], cached: number, maxBlocks: number): StepMeta {
-  const T = ids.length;
-  const positions = Int32Array.from({ length: T }, (_, i) => cached + i);
-  return {
-    numTokens: T,
-    tokenIds: Int32Array.from(ids),
-    positions,
-    slotMapping: positions.slice(),
-    numSeqs: 1,
-    queryStart: Int32Array.from([0, T]),
-    seqLens: Int32Array.from([cached + T]),
-    blockTables: Int32Array.from({ length: maxBlocks }, (_, i) => i),
-    maxBlocksPerSeq: maxBlocks,
-  };
 }
 
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {

@@ -16,7 +16,7 @@ import {
 } from "../../src/formats/gguf/blocks.ts";
 import { GgmlType } from "../../src/formats/gguf/types.ts";
 import { dequantize as dequantizeLoom, f32ToF16 } from "../../src/formats/quant.ts";
-import { rng } from "../tokenizer/helpers.ts";
+import { mulberry32 as rng } from "../helpers/mulberry32.ts";
 
 const fr = Math.fround;
 const putHalf = (b: Uint8Array, at: number, bits: number) => {

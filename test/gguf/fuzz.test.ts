@@ -26,7 +26,7 @@ import { configFromGguf } from "../../src/models/config.ts";
 import { LlamaGraph } from "../../src/models/graph.ts";
 import { loadWeights } from "../../src/models/weights.ts";
 import { Tokenizer } from "../../src/tokenizer/tokenizer.ts";
-import { rng } from "../tokenizer/helpers.ts";
+import { mulberry32 as rng } from "../helpers/mulberry32.ts";
 
 const ITERATIONS = 5000;
 

@@ -3,10 +3,9 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { StepMeta } from "../../src/backends/backend.ts";
 import { type ExportType, prepareGguf } from "../../src/formats/gguf/export.ts";
 import type { LlamaGraph } from "../../src/models/graph.ts";
-import type { RefFile } from "../../src/models/validate.ts";
+import { contiguousStep, type RefFile } from "../../src/models/validate.ts";
 
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -58,22 +57,8 @@ export function trimRefs(refs: RefFile, cases: number, greedy: number): RefFile 
 
 /** Logits of every position of `ids` (one sequence, KV blocks 0..). */
 export function promptLogits(graph: LlamaGraph, ids: number[]): Float32Array {
-  const T = ids.length;
-  const { blockSize, numBlocks } = graph.opts;
-  const positions = Int32Array.from({ length: T }, (_, i) => i);
-  const step: StepMeta = {
-    numTokens: T,
-    tokenIds: Int32Array.from(ids),
-    positions,
-    slotMapping: positions.slice(),
-    numSeqs: 1,
-    queryStart: Int32Array.from([0, T]),
-    seqLens: Int32Array.from([T]),
-    blockTables: Int32Array.from({ length: numBlocks }, (_, i) => i),
-    maxBlocksPerSeq: numBlocks,
-  };
-  void blockSize;
-  return graph.forward(step, positions.slice()).slice();
+  const rows = Int32Array.from(ids, (_, i) => i);
+  return graph.forward(contiguousStep(ids, 0, graph.opts.numBlocks), rows).slice();
 }
 
 export function argmax(row: ArrayLike<number>): number {

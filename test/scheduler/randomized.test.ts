@@ -9,19 +9,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { RequestRejectedError, type Scheduler, type SchedulerConfig } from "../../src/scheduler/scheduler.ts";
 import type { Sequence } from "../../src/scheduler/sequence.ts";
+import { mulberry32 as prng } from "../helpers/mulberry32.ts";
 import { createRequest, createScheduler, EOS, ShadowKv } from "./helpers.ts";
-
-/** mulberry32: a tiny seeded PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface SoakResult {
   finished: number;

@@ -17,6 +17,7 @@ import type {
 } from "../../src/engine/types.ts";
 import { normalizeSamplingParams, ParamError } from "../../src/sampler/params.ts";
 import { Tokenizer } from "../../src/tokenizer/tokenizer.ts";
+import { mulberry32 } from "../helpers/mulberry32.ts";
 
 export const TINY_LLAMA = fileURLToPath(new URL("../../models/tiny-llama", import.meta.url));
 
@@ -55,17 +56,6 @@ interface FakeRequest {
   wake: (() => void) | null;
   numDone: number;
   running: boolean;
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function hashIds(ids: readonly number[], salt: number): number {

@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
+import { mulberry32 as rng } from "../helpers/mulberry32.ts";
 import { assertErrorShape, serveFake, type TestServer } from "./helpers.ts";
 
 let s: TestServer;
@@ -13,18 +14,6 @@ before(async () => {
 after(async () => {
   await s?.close();
 });
-
-/** mulberry32 */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const rand = rng(20260101);
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];

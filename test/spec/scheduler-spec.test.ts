@@ -9,6 +9,7 @@ import { test } from "node:test";
 import { hashBlock } from "../../src/kv/block-hash.ts";
 import { RequestRejectedError, type Scheduler, type StepPlan } from "../../src/scheduler/scheduler.ts";
 import type { Sequence } from "../../src/scheduler/sequence.ts";
+import { mulberry32 as prng } from "../helpers/mulberry32.ts";
 import { add, createRequest, createScheduler, EOS, tokens } from "../scheduler/helpers.ts";
 
 /** Runs one step where every speculating item proposes `draft(seq, k)` and keeps `accept(seq, drafts)` of them. */
@@ -253,18 +254,6 @@ test("update rejects a run that is not a prefix of the draft tokens, before chan
   s.update(plan, new Map<Sequence, number | number[]>([[a, [7, 8, 9]]]));
   assert.equal(a.numOutputTokens, 4);
 });
-
-/** mulberry32 */
-function prng(seed: number): () => number {
-  let x = seed >>> 0;
-  return () => {
-    x = (x + 0x6d2b79f5) >>> 0;
-    let t = x;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test("randomized soak with speculation: preemption, forks, prefix hits, aborts; shadow KV and invariants hold", () => {
   for (const seed of [1, 2, 3]) {

@@ -1,5 +1,5 @@
 /**
- * Shared helpers of the tokenizer tests: reference fixtures, a seeded RNG, and a synthetic
+ * Shared helpers of the tokenizer tests: reference fixtures and a synthetic
  * SentencePiece-style (byte-fallback) model folder.
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -48,18 +48,6 @@ export function modelRefFiles(): ModelRefFile[] {
       const modelDir = existsSync(bundled) ? bundled : join(ROOT, "test/fixtures/models", data.model_dir);
       return { file, modelDir, cases: data.cases };
     });
-}
-
-/** mulberry32: small deterministic PRNG returning floats in [0, 1). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Splits `ids` into consecutive chunks of random sizes (including empty ones). */

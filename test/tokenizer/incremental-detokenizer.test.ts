@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { IncrementalDetokenizer } from "../../src/tokenizer/incremental-detokenizer.ts";
 import { Tokenizer } from "../../src/tokenizer/tokenizer.ts";
-import { byteFallbackModelDir, modelRefFiles, randomSplit, rng, TINY_LLAMA, tokenizerRefCases } from "./helpers.ts";
+import { mulberry32 as rng } from "../helpers/mulberry32.ts";
+import { byteFallbackModelDir, modelRefFiles, randomSplit, TINY_LLAMA, tokenizerRefCases } from "./helpers.ts";
 
 const tok = await Tokenizer.load(TINY_LLAMA);
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
