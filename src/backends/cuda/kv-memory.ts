@@ -9,6 +9,7 @@
  * weights. Bytes per block must match what the backend allocates (native/cuda/context.cc newKv).
  */
 import { storageBytes } from "../../formats/quant.ts";
+import type { ModelConfig } from "../../models/config.ts";
 import type { KvDType, StorageDType } from "../backend.ts";
 
 export const DEFAULT_GPU_MEMORY_UTILIZATION = 0.9;
@@ -30,17 +31,18 @@ export function kvBytesPerBlock(
   return 2 * perPool * numLayers;
 }
 
-/** What estimateWeightBytes needs of a ModelConfig (src/models/config.ts). */
-export interface WeightShape {
-  vocabSize: number;
-  hiddenSize: number;
-  intermediateSize: number;
-  numLayers: number;
-  numHeads: number;
-  numKvHeads: number;
-  headDim: number;
-  tieWordEmbeddings: boolean;
-}
+/** What estimateWeightBytes needs of a ModelConfig. */
+export type WeightShape = Pick<
+  ModelConfig,
+  | "vocabSize"
+  | "hiddenSize"
+  | "intermediateSize"
+  | "numLayers"
+  | "numHeads"
+  | "numKvHeads"
+  | "headDim"
+  | "tieWordEmbeddings"
+>;
 
 /**
  * Device bytes of a llama-family model's weights stored as `storage` (the CUDA layouts are quant.ts's
@@ -60,18 +62,15 @@ export function estimateWeightBytes(c: WeightShape, storage: StorageDType): numb
   return c.numLayers * perLayer + embed * (c.tieWordEmbeddings ? 1 : 2) + 4 * c.hiddenSize;
 }
 
-export interface ActivationShape {
-  hiddenSize: number;
-  numHeads: number;
-  numKvHeads: number;
-  headDim: number;
-  intermediateSize: number;
-  vocabSize: number;
+export type ActivationShape = Pick<
+  ModelConfig,
+  "hiddenSize" | "numHeads" | "numKvHeads" | "headDim" | "intermediateSize" | "vocabSize"
+> & {
   /** Most tokens in one step (max_num_batched_tokens). */
   maxTokens: number;
   /** Most sequences in one step (max_num_seqs): logit rows. */
   maxSeqs: number;
-}
+};
 
 /**
  * Activation memory of the llama graph (src/models/graph.ts buffers, f32) plus the backend's scratch
