@@ -44,6 +44,7 @@ import type {
   StorageDType,
   Weight,
 } from "../backend.ts";
+import type { NativeHandleOps } from "../native-addon.ts";
 import { weightLayout } from "../weight-layout.ts";
 
 export type CpuIsa = "scalar" | "avx2" | "avx512" | "amx";
@@ -56,20 +57,9 @@ export interface CpuBackendOptions {
 }
 
 /** The addon's surface (native/cpu/addon.cc). */
-interface NativeCpu {
-  describe(): string;
+interface NativeCpu extends NativeHandleOps {
   isa(): CpuIsa;
   threads(): number;
-  buffer(size: number): number;
-  write(buf: number, data: Float32Array): void;
-  read(buf: number, out: Float32Array): void;
-  weight(data: Uint8Array, srcDtype: number, rows: number, cols: number, storage: number): number;
-  weightQuantized(storage: number, rows: number, cols: number, q: Int8Array | Uint8Array, scales: Float32Array): number;
-  weightBytes(w: number): number;
-  kvLayer(numBlocks: number, blockSize: number, numKvHeads: number, headDim: number, dtype: number): number;
-  kvBytes(kv: number): number;
-  free(kind: number, id: number): void;
-  dispose(): void;
   beginStep(
     numTokens: number,
     tokenIds: Int32Array,
@@ -81,20 +71,6 @@ interface NativeCpu {
     blockTables: Int32Array,
     maxBlocksPerSeq: number,
   ): void;
-  embed(out: number, table: number, scale: number): void;
-  rmsNorm(out: number, x: number, w: number, rows: number, dim: number, eps: number, plusOne: boolean): void;
-  addRmsNorm(
-    out: number,
-    res: number,
-    x: number,
-    w: number,
-    rows: number,
-    dim: number,
-    eps: number,
-    plusOne: boolean,
-  ): void;
-  matmul(out: number, x: number, w: number, bias: number, rows: number): void;
-  add(a: number, b: number, n: number): void;
   rope(
     x: number,
     rows: number,
@@ -106,19 +82,6 @@ interface NativeCpu {
     invFreq: Float32Array,
     attentionFactor: number,
   ): void;
-  headNorm(
-    x: number,
-    rows: number,
-    rowStride: number,
-    offset: number,
-    numHeads: number,
-    headDim: number,
-    w: number,
-    eps: number,
-    plusOne: boolean,
-  ): void;
-  gatedAct(out: number, gateUp: number, rows: number, inter: number, act: number): void;
-  writeKv(kv: number, qkv: number, rowStride: number, kOffset: number, vOffset: number): void;
   attention(
     out: number,
     qkv: number,
@@ -131,7 +94,6 @@ interface NativeCpu {
     window: number,
     softcap: number,
   ): void;
-  gatherRows(out: number, x: number, rowIdx: Int32Array, dim: number): void;
   copyBlocks(kv: number, src: Int32Array, dst: Int32Array): void;
   probeBandwidth(bytes: number, reps: number): Float64Array;
 }

@@ -6,6 +6,7 @@ import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { NativeHandleOps } from "../native-addon.ts";
 
 export const SRC_DTYPE = { f32: 0, f16: 1, bf16: 2 } as const;
 export const STORAGE = { f32: 0, f16: 1, bf16: 2, int8: 3, int4: 4 } as const;
@@ -32,22 +33,11 @@ export interface DeviceInfo {
 }
 
 /** One device context (native/cuda/addon.cc NativeCuda). */
-export interface NativeCuda {
-  describe(): string;
+export interface NativeCuda extends NativeHandleOps {
   deviceInfo(): DeviceInfo;
   memInfo(): Float64Array;
   hasCublas(): boolean;
-  buffer(size: number): number;
-  write(buf: number, data: Float32Array): void;
-  read(buf: number, out: Float32Array): void;
-  weight(data: Uint8Array, srcDtype: number, rows: number, cols: number, storage: number): number;
-  weightQuantized(kind: number, rows: number, cols: number, q: Int8Array | Uint8Array, scales: Float32Array): number;
-  weightBytes(w: number): number;
-  kvLayer(numBlocks: number, blockSize: number, numKvHeads: number, headDim: number, dtype: number): number;
-  kvBytes(kv: number): number;
   constant(data: Float32Array): number;
-  free(kind: number, id: number): void;
-  dispose(): void;
   setMetaLayout(layout: Int32Array): void;
   beginStep(
     packed: Int32Array,
@@ -57,20 +47,6 @@ export interface NativeCuda {
     numDecode: number,
     numTiles: number,
   ): void;
-  embed(out: number, table: number, scale: number): void;
-  rmsNorm(out: number, x: number, w: number, rows: number, dim: number, eps: number, plusOne: boolean): void;
-  addRmsNorm(
-    out: number,
-    res: number,
-    x: number,
-    w: number,
-    rows: number,
-    dim: number,
-    eps: number,
-    plusOne: boolean,
-  ): void;
-  matmul(out: number, x: number, w: number, bias: number, rows: number): void;
-  add(a: number, b: number, n: number): void;
   rope(
     x: number,
     rows: number,
@@ -82,19 +58,6 @@ export interface NativeCuda {
     invFreq: number,
     attentionFactor: number,
   ): void;
-  headNorm(
-    x: number,
-    rows: number,
-    rowStride: number,
-    offset: number,
-    numHeads: number,
-    headDim: number,
-    w: number,
-    eps: number,
-    plusOne: boolean,
-  ): void;
-  gatedAct(out: number, gateUp: number, rows: number, inter: number, act: number): void;
-  writeKv(kv: number, qkv: number, rowStride: number, kOffset: number, vOffset: number): void;
   attention(
     out: number,
     qkv: number,
@@ -109,7 +72,6 @@ export interface NativeCuda {
     splits: number,
     partition: number,
   ): void;
-  gatherRows(out: number, x: number, rowIdx: Int32Array, dim: number): void;
   copyBlocks(kvIds: Int32Array, src: Int32Array, dst: Int32Array): void;
   sampleGreedy(
     logits: number,
