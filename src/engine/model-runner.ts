@@ -15,17 +15,12 @@
  *
  * Buffers are preallocated for the scheduler's limits; a step allocates only the subarray views.
  */
-import type { StepMeta } from "../backends/backend.ts";
 import type { LlamaGraph } from "../models/graph.ts";
 import type { StepPlan } from "../scheduler/scheduler.ts";
 import type { Sequence } from "../scheduler/sequence.ts";
+import { StepBuffers, type StepLimits } from "./step-buffers.ts";
 
-export interface RunnerLimits {
-  maxTokens: number;
-  maxSeqs: number;
-  maxModelLen: number;
-  blockSize: number;
-}
+export type RunnerLimits = StepLimits;
 
 export interface StepLogits {
   /** [rowStart[samplers.length], vocab] */
@@ -37,37 +32,23 @@ export interface StepLogits {
 }
 
 export class ModelRunner {
-  readonly #tokenIds: Int32Array;
-  readonly #positions: Int32Array;
-  readonly #slots: Int32Array;
-  readonly #queryStart: Int32Array;
-  readonly #seqLens: Int32Array;
-  readonly #blockTables: Int32Array;
+  readonly #step: StepBuffers;
   readonly #logitRows: Int32Array;
   readonly #rowStart: Int32Array;
-  readonly #maxBlocksPerSeq: number;
   readonly #samplers: Sequence[] = [];
 
   constructor(
     readonly graph: LlamaGraph,
     readonly limits: RunnerLimits,
   ) {
-    const { maxTokens, maxSeqs, maxModelLen, blockSize } = limits;
-    this.#maxBlocksPerSeq = Math.ceil(maxModelLen / blockSize) + 1;
-    this.#tokenIds = new Int32Array(maxTokens);
-    this.#positions = new Int32Array(maxTokens);
-    this.#slots = new Int32Array(maxTokens);
-    this.#queryStart = new Int32Array(maxSeqs + 1);
-    this.#seqLens = new Int32Array(maxSeqs);
-    this.#blockTables = new Int32Array(maxSeqs * this.#maxBlocksPerSeq);
-    this.#logitRows = new Int32Array(maxTokens);
-    this.#rowStart = new Int32Array(maxSeqs + 1);
+    this.#step = new StepBuffers(limits);
+    this.#logitRows = new Int32Array(limits.maxTokens);
+    this.#rowStart = new Int32Array(limits.maxSeqs + 1);
   }
 
   /** Executes the plan's block copies, then the forward pass. */
   execute(plan: StepPlan): StepLogits {
-    const { blockSize } = this.limits;
-    const maxBlocks = this.#maxBlocksPerSeq;
+    const step = this.#step;
     if (plan.blockCopies.src.length) {
       this.graph.copyBlocks(Int32Array.from(plan.blockCopies.src), Int32Array.from(plan.blockCopies.dst));
     }
@@ -79,18 +60,12 @@ export class ModelRunner {
     for (let s = 0; s < items.length; s++) {
       const { seq, numNewTokens, sample, specTokenIds } = items[s];
       const start = seq.numComputedTokens;
-      const blocks = seq.blockIds;
       const numSpec = specTokenIds.length;
-      this.#queryStart[s] = t;
+      step.sequence(s, t, start + numNewTokens + numSpec, seq.blockIds);
       for (let j = 0; j < numNewTokens + numSpec; j++, t++) {
-        const pos = start + j;
-        this.#tokenIds[t] = j < numNewTokens ? seq.tokenIds[pos] : specTokenIds[j - numNewTokens];
-        this.#positions[t] = pos;
-        this.#slots[t] = blocks[Math.floor(pos / blockSize)] * blockSize + (pos % blockSize);
+        const token = j < numNewTokens ? seq.tokenIds[start + j] : specTokenIds[j - numNewTokens];
+        step.token(t, token, start + j, seq.blockIds);
       }
-      this.#seqLens[s] = start + numNewTokens + numSpec;
-      const row = s * maxBlocks;
-      for (let b = 0; b < blocks.length; b++) this.#blockTables[row + b] = blocks[b];
       if (sample) {
         this.#rowStart[samplers.length] = nLogits;
         for (let j = numSpec; j >= 0; j--) this.#logitRows[nLogits++] = t - 1 - j;
@@ -98,18 +73,7 @@ export class ModelRunner {
       }
     }
     this.#rowStart[samplers.length] = nLogits;
-    this.#queryStart[items.length] = t;
-    const meta: StepMeta = {
-      numTokens: t,
-      tokenIds: this.#tokenIds.subarray(0, t),
-      positions: this.#positions.subarray(0, t),
-      slotMapping: this.#slots.subarray(0, t),
-      numSeqs: items.length,
-      queryStart: this.#queryStart.subarray(0, items.length + 1),
-      seqLens: this.#seqLens.subarray(0, items.length),
-      blockTables: this.#blockTables.subarray(0, items.length * maxBlocks),
-      maxBlocksPerSeq: maxBlocks,
-    };
+    const meta = step.meta(t, items.length);
     const logits = this.graph.forward(meta, this.#logitRows.subarray(0, nLogits));
     return { logits, samplers, rowStart: this.#rowStart.subarray(0, samplers.length + 1) };
   }

@@ -28,7 +28,7 @@
  * own parameters and history (prompt, output, earlier draft tokens), with the sequence's rng; greedy
  * requests take the argmax and need no distribution kept.
  */
-import type { StepMeta } from "../backends/backend.ts";
+import { StepBuffers, type StepLimits } from "../engine/step-buffers.ts";
 import type { LlamaGraph } from "../models/graph.ts";
 import type { Rng } from "../sampler/rng.ts";
 import { GREEDY_TEMPERATURE, Sampler } from "../sampler/sampler.ts";
@@ -37,13 +37,8 @@ import type { Sequence } from "../scheduler/sequence.ts";
 import type { Proposer } from "./proposer.ts";
 import { argmaxOf, sampleFrom } from "./rejection-sampler.ts";
 
-export interface DraftLimits {
-  /** Most tokens in one draft forward pass (the draft graph's maxTokens). */
-  maxTokens: number;
-  maxSeqs: number;
-  maxModelLen: number;
-  blockSize: number;
-}
+/** maxTokens: most tokens in one draft forward pass (the draft graph's maxTokens). */
+export type DraftLimits = StepLimits;
 
 /** One speculating sequence during `propose`. */
 interface Drafting {
@@ -62,13 +57,7 @@ export class DraftProposer implements Proposer {
   readonly name: string;
   readonly #sampler: Sampler;
   readonly #vocab: number;
-  readonly #maxBlocks: number;
-  readonly #tokenIds: Int32Array;
-  readonly #positions: Int32Array;
-  readonly #slots: Int32Array;
-  readonly #queryStart: Int32Array;
-  readonly #seqLens: Int32Array;
-  readonly #blockTables: Int32Array;
+  readonly #step: StepBuffers;
   readonly #logitRows: Int32Array;
   /** Which Drafting each logits row of a pass belongs to. */
   readonly #rowOwner: Int32Array;
@@ -82,16 +71,10 @@ export class DraftProposer implements Proposer {
     name = "draft",
   ) {
     this.name = name;
-    const { maxTokens, maxSeqs, maxModelLen, blockSize } = limits;
+    const { maxSeqs } = limits;
     this.#vocab = graph.cfg.vocabSize;
     this.#sampler = new Sampler(this.#vocab);
-    this.#maxBlocks = Math.ceil(maxModelLen / blockSize) + 1;
-    this.#tokenIds = new Int32Array(maxTokens);
-    this.#positions = new Int32Array(maxTokens);
-    this.#slots = new Int32Array(maxTokens);
-    this.#queryStart = new Int32Array(maxSeqs + 1);
-    this.#seqLens = new Int32Array(maxSeqs);
-    this.#blockTables = new Int32Array(maxSeqs * this.#maxBlocks);
+    this.#step = new StepBuffers(limits);
     this.#logitRows = new Int32Array(maxSeqs);
     this.#rowOwner = new Int32Array(maxSeqs);
     this.#scratch = new Float64Array(this.#vocab);
@@ -159,10 +142,8 @@ export class DraftProposer implements Proposer {
         const seq = list[next].seq;
         const to = seq.tokenIds.length;
         const take = Math.min(to - from, maxTokens - t);
-        this.#queryStart[ns] = t;
-        for (let p = from; p < from + take; p++, t++) this.#put(t, seq, p, seq.tokenIds[p]);
-        this.#table(ns, seq, from + take);
-        ns++;
+        this.#step.sequence(ns++, t, from + take, seq.blockIds);
+        for (let p = from; p < from + take; p++, t++) this.#step.token(t, seq.tokenIds[p], p, seq.blockIds);
         if (from + take === to) {
           seq.numDraftComputedTokens = to;
           this.#logitRows[nl] = t - 1;
@@ -184,9 +165,8 @@ export class DraftProposer implements Proposer {
       const d = list[s];
       if (d.k <= j) continue;
       const pos = d.seq.tokenIds.length - 1 + j;
-      this.#queryStart[ns] = ns;
-      this.#put(ns, d.seq, pos, d.tokens[j - 1]);
-      this.#table(ns, d.seq, pos + 1);
+      this.#step.sequence(ns, ns, pos + 1, d.seq.blockIds);
+      this.#step.token(ns, d.tokens[j - 1], pos, d.seq.blockIds);
       this.#logitRows[ns] = ns;
       this.#rowOwner[ns++] = s;
     }
@@ -194,34 +174,8 @@ export class DraftProposer implements Proposer {
     for (let r = 0; r < ns; r++) this.#draw(list[this.#rowOwner[r]], logits, r, j);
   }
 
-  #put(t: number, seq: Sequence, pos: number, token: number): void {
-    const bs = this.limits.blockSize;
-    this.#tokenIds[t] = token;
-    this.#positions[t] = pos;
-    this.#slots[t] = seq.blockIds[Math.floor(pos / bs)] * bs + (pos % bs);
-  }
-
-  #table(s: number, seq: Sequence, seqLen: number): void {
-    this.#seqLens[s] = seqLen;
-    const row = s * this.#maxBlocks;
-    const blocks = seq.blockIds;
-    for (let b = 0; b < blocks.length; b++) this.#blockTables[row + b] = blocks[b];
-  }
-
   #forward(numTokens: number, numSeqs: number, numRows: number): Float32Array {
-    this.#queryStart[numSeqs] = numTokens;
-    const meta: StepMeta = {
-      numTokens,
-      tokenIds: this.#tokenIds.subarray(0, numTokens),
-      positions: this.#positions.subarray(0, numTokens),
-      slotMapping: this.#slots.subarray(0, numTokens),
-      numSeqs,
-      queryStart: this.#queryStart.subarray(0, numSeqs + 1),
-      seqLens: this.#seqLens.subarray(0, numSeqs),
-      blockTables: this.#blockTables.subarray(0, numSeqs * this.#maxBlocks),
-      maxBlocksPerSeq: this.#maxBlocks,
-    };
-    return this.graph.forward(meta, this.#logitRows.subarray(0, numRows));
+    return this.graph.forward(this.#step.meta(numTokens, numSeqs), this.#logitRows.subarray(0, numRows));
   }
 
   /** Draws draft token j of `d` from logits row r (keeps its distribution unless greedy). */
