@@ -1,7 +1,14 @@
 /** POST /v1/chat/completions. */
 import { readJsonBody } from "./body.ts";
 import type { Handler } from "./context.ts";
-import { type ChoiceState, type Presenter, type ResponseMeta, serveGeneration, type Usage } from "./gen-response.ts";
+import {
+  type ChoiceState,
+  envelope,
+  type Presenter,
+  type ResponseMeta,
+  serveGeneration,
+  type Usage,
+} from "./gen-response.ts";
 import { chatLogprobs, type TokenStrings } from "./logprobs.ts";
 import { parseChatRequest } from "./requests.ts";
 import { requireLoaded } from "./status.ts";
@@ -10,14 +17,8 @@ const OBJECT = "chat.completion";
 const CHUNK_OBJECT = "chat.completion.chunk";
 
 function chatPresenter(strings: TokenStrings, k: number | null): Presenter {
-  const chunk = (meta: ResponseMeta, choices: object[], includeUsage: boolean) => ({
-    id: meta.id,
-    object: CHUNK_OBJECT,
-    created: meta.created,
-    model: meta.model,
-    choices,
-    ...(includeUsage ? { usage: null } : {}),
-  });
+  const chunk = (meta: ResponseMeta, choices: object[], includeUsage: boolean) =>
+    envelope(meta, CHUNK_OBJECT, choices, includeUsage ? { usage: null } : {});
   return {
     idPrefix: "chatcmpl",
     openingChunks: (meta, choices, includeUsage) =>
@@ -39,27 +40,19 @@ function chatPresenter(strings: TokenStrings, k: number | null): Presenter {
         includeUsage,
       );
     },
-    usageChunk: (meta: ResponseMeta, usage: Usage) => ({
-      id: meta.id,
-      object: CHUNK_OBJECT,
-      created: meta.created,
-      model: meta.model,
-      choices: [],
-      usage,
-    }),
-    body: (meta: ResponseMeta, choices: ChoiceState[], usage: Usage) => ({
-      id: meta.id,
-      object: OBJECT,
-      created: meta.created,
-      model: meta.model,
-      choices: choices.map((c) => ({
-        index: c.index,
-        message: { role: "assistant", content: c.text, refusal: null },
-        logprobs: k === null ? null : { content: chatLogprobs(strings, c.logprobs, k) },
-        finish_reason: c.finishReason,
-      })),
-      usage,
-    }),
+    usageChunk: (meta: ResponseMeta, usage: Usage) => envelope(meta, CHUNK_OBJECT, [], { usage }),
+    body: (meta: ResponseMeta, choices: ChoiceState[], usage: Usage) =>
+      envelope(
+        meta,
+        OBJECT,
+        choices.map((c) => ({
+          index: c.index,
+          message: { role: "assistant", content: c.text, refusal: null },
+          logprobs: k === null ? null : { content: chatLogprobs(strings, c.logprobs, k) },
+          finish_reason: c.finishReason,
+        })),
+        { usage },
+      ),
   };
 }
 

@@ -1,7 +1,14 @@
 /** POST /v1/completions (OpenAI legacy completions, vLLM extensions). */
 import { readJsonBody } from "./body.ts";
 import type { Handler } from "./context.ts";
-import { type ChoiceState, type Presenter, type ResponseMeta, serveGeneration, type Usage } from "./gen-response.ts";
+import {
+  type ChoiceState,
+  envelope,
+  type Presenter,
+  type ResponseMeta,
+  serveGeneration,
+  type Usage,
+} from "./gen-response.ts";
 import { type CompletionLogprobs, completionLogprobs, type TokenStrings } from "./logprobs.ts";
 import { parseCompletionRequest } from "./requests.ts";
 import { requireLoaded } from "./status.ts";
@@ -19,36 +26,26 @@ function completionsPresenter(strings: TokenStrings, k: number | null): Presente
       if (delta.text === "" && !delta.finishReason && !hasLogprobs) return null;
       const logprobs = hasLogprobs ? logprobsOf(delta.logprobs!, choice.tokenTextLength) : null;
       if (logprobs) choice.tokenTextLength += logprobs.tokens.reduce((s, t) => s + t.length, 0);
-      return {
-        id: meta.id,
-        object: OBJECT,
-        created: meta.created,
-        model: meta.model,
-        choices: [{ index: choice.index, text: delta.text, logprobs, finish_reason: delta.finishReason ?? null }],
-        ...(includeUsage ? { usage: null } : {}),
-      };
+      return envelope(
+        meta,
+        OBJECT,
+        [{ index: choice.index, text: delta.text, logprobs, finish_reason: delta.finishReason ?? null }],
+        includeUsage ? { usage: null } : {},
+      );
     },
-    usageChunk: (meta: ResponseMeta, usage: Usage) => ({
-      id: meta.id,
-      object: OBJECT,
-      created: meta.created,
-      model: meta.model,
-      choices: [],
-      usage,
-    }),
-    body: (meta: ResponseMeta, choices: ChoiceState[], usage: Usage) => ({
-      id: meta.id,
-      object: OBJECT,
-      created: meta.created,
-      model: meta.model,
-      choices: choices.map((c) => ({
-        index: c.index,
-        text: c.text,
-        logprobs: logprobsOf(c.logprobs, 0),
-        finish_reason: c.finishReason,
-      })),
-      usage,
-    }),
+    usageChunk: (meta: ResponseMeta, usage: Usage) => envelope(meta, OBJECT, [], { usage }),
+    body: (meta: ResponseMeta, choices: ChoiceState[], usage: Usage) =>
+      envelope(
+        meta,
+        OBJECT,
+        choices.map((c) => ({
+          index: c.index,
+          text: c.text,
+          logprobs: logprobsOf(c.logprobs, 0),
+          finish_reason: c.finishReason,
+        })),
+        { usage },
+      ),
   };
 }
 

@@ -36,6 +36,11 @@ export interface ResponseMeta {
   model: string;
 }
 
+/** An OpenAI response object or stream chunk: id, object, created, model, choices, then `extra` (usage). */
+export function envelope(meta: ResponseMeta, object: string, choices: object[], extra: object = {}): object {
+  return { id: meta.id, object, created: meta.created, model: meta.model, choices, ...extra };
+}
+
 export interface Presenter {
   readonly idPrefix: string;
   /** Stream chunks sent once, before the first delta (chat: the assistant role of every choice). */
