@@ -4,6 +4,7 @@
  */
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
+import type { SchedulerPolicy } from "../scheduler/plan.ts";
 import {
   DEFAULT_NGRAM_MAX,
   DEFAULT_NGRAM_MIN,
@@ -12,8 +13,6 @@ import {
   resolveSpecConfig,
   type SpecOptions,
 } from "../spec/config.ts";
-
-export type SchedulerPolicy = "continuous" | "static" | "naive";
 
 /** Speculative decoding fields (SpecOptions) are optional: absent = off. See src/spec/config.ts. */
 export interface EngineOptions extends SpecOptions {

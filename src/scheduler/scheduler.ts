@@ -1,75 +1,19 @@
 import type { FinishReason } from "../engine/types.ts";
-import { type BlockCopies, KvCacheManager, type PrefixCacheStats } from "../kv/kv-cache-manager.ts";
+import { KvCacheManager, type PrefixCacheStats } from "../kv/kv-cache-manager.ts";
 import { Deque } from "./deque.ts";
+import { checkSchedulerInvariants } from "./invariants.ts";
+import {
+  NO_SPEC,
+  RequestRejectedError,
+  type ScheduledItem,
+  type SchedulerConfig,
+  type SchedulerPolicy,
+  type StepPlan,
+} from "./plan.ts";
 import { type Request, Sequence } from "./sequence.ts";
 
-/**
- * "continuous": vLLM v1 iteration-level scheduling with chunked prefill and prefix caching (the real one).
- * "static":     batches of up to maxNumSeqs sequences run to completion before the next batch is admitted.
- * "naive":      one request at a time, KV reserved for maxModelLen tokens up front, no prefix caching,
- *               prompt never chunked (an HF-generate-like baseline).
- * The last two are kept on purpose, as benchmark baselines.
- */
-export type SchedulerPolicy = "continuous" | "static" | "naive";
-
-export interface SchedulerConfig {
-  /** Most sequences running at once (a request with n > 1 counts n from its admission). */
-  maxNumSeqs: number;
-  /** Token budget of one step (prefill chunks + decode tokens). */
-  maxNumBatchedTokens: number;
-  /** A sequence finishes with "length" when it reaches this many tokens (prompt + output). */
-  maxModelLen: number;
-  blockSize: number;
-  numBlocks: number;
-  enablePrefixCaching: boolean;
-  policy: SchedulerPolicy;
-  eosTokenIds: number[];
-}
-
-/** Thrown by `addRequest` for a request that could never be served under this configuration. */
-export class RequestRejectedError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "RequestRejectedError";
-  }
-}
-
-export interface ScheduledItem {
-  seq: Sequence;
-  /** Tokens computed this step: seq.tokenIds[seq.numComputedTokens, seq.numComputedTokens + numNewTokens). */
-  numNewTokens: number;
-  /** True when this chunk reaches the end of seq.tokenIds: the last row's logits are sampled. */
-  sample: boolean;
-  /**
-   * Speculative decoding: KV slots (and budget) reserved for up to this many draft tokens after the
-   * item's one new token (0 = not speculating; only decode items of running sequences speculate).
-   */
-  numSpecTokens: number;
-  /**
-   * The draft tokens to verify this step, at positions numComputedTokens + numNewTokens + j; filled in by
-   * the engine's proposer after `schedule` (at most numSpecTokens; may stay empty).
-   */
-  specTokenIds: readonly number[];
-}
-
-const NO_SPEC: readonly number[] = Object.freeze([]);
-
-export interface StepPlan {
-  /** Empty when nothing can run. */
-  items: ScheduledItem[];
-  /** Sum of items' numNewTokens + numSpecTokens (<= maxNumBatchedTokens). */
-  numTokens: number;
-  /** Copy-on-write block copies to execute (all layers) before this step's forward pass. */
-  blockCopies: BlockCopies;
-  /** Sequences preempted during this step (blocks freed, back to waiting, to be recomputed). */
-  preempted: Sequence[];
-  /**
-   * Sequences the scheduler finished during this step with reason "length" because their tokens can
-   * never fit the KV pool, even alone (only possible when numBlocks * blockSize < maxModelLen). Their
-   * blocks are freed; report them like the sequences `update` returns.
-   */
-  finished: Sequence[];
-}
+export type { ScheduledItem, SchedulerConfig, SchedulerPolicy, StepPlan };
+export { RequestRejectedError };
 
 /** Negative when a is served before b: lower priority value, then earlier arrival, then sequence index. */
 function compareSeqs(a: Sequence, b: Sequence): number {
@@ -509,73 +453,18 @@ export class Scheduler {
    * queued somewhere, and known requests are unfinished.
    */
   checkInvariants(): void {
-    const cfg = this.config;
-    this.kv.checkInvariants();
-    const running = new Set(this.running);
-    if (running.size !== this.running.length) throw new Error("a sequence is listed twice in running");
-    let slots = 0;
-    for (const s of this.running) {
-      if (s.status !== "running") throw new Error(`running seq ${s.seqId} has status ${s.status}`);
-      if (this.requests.get(s.request.id) !== s.request) throw new Error(`running seq ${s.seqId}: unknown request`);
-      if (s.blockIds.length === 0 || !this.kv.isLive(s)) throw new Error(`running seq ${s.seqId} holds no blocks`);
-      if (s.numComputedTokens > s.tokenIds.length) throw new Error(`seq ${s.seqId}: more computed than tokens`);
-      if (this.inFlight === null && s.numDraftComputedTokens > s.numComputedTokens) {
-        throw new Error(
-          `seq ${s.seqId}: draft KV for ${s.numDraftComputedTokens} tokens, ${s.numComputedTokens} computed`,
-        );
-      }
-      if (s.tokenIds.length >= cfg.maxModelLen) throw new Error(`running seq ${s.seqId} reached maxModelLen`);
-      const need = this.kv.blocksFor(s.numComputedTokens);
-      if (s.blockIds.length < need) throw new Error(`seq ${s.seqId}: ${s.blockIds.length} blocks for ${need} needed`);
-      if (this.inFlight === null && cfg.policy !== "naive" && s.blockIds.length !== need) {
-        throw new Error(`seq ${s.seqId}: ${s.blockIds.length} blocks for ${s.numComputedTokens} computed tokens`);
-      }
-      slots += this.slotsFor(s);
-    }
-    if (slots > cfg.maxNumSeqs) throw new Error(`${slots} running slots > maxNumSeqs ${cfg.maxNumSeqs}`);
-    const waiting = new Set<Sequence>();
-    for (const q of [this.batchQueue, this.waiting]) {
-      for (const s of q) {
-        if (waiting.has(s)) throw new Error(`seq ${s.seqId} is queued twice`);
-        if (running.has(s)) throw new Error(`seq ${s.seqId} is both waiting and running`);
-        waiting.add(s);
-        if (s.status !== "waiting") throw new Error(`waiting seq ${s.seqId} has status ${s.status}`);
-        if (
-          s.blockIds.length !== 0 ||
-          s.numComputedTokens !== 0 ||
-          s.numDraftComputedTokens !== 0 ||
-          this.kv.isLive(s)
-        ) {
-          throw new Error(`waiting seq ${s.seqId} holds blocks or computed tokens`);
-        }
-        if (this.requests.get(s.request.id) !== s.request) throw new Error(`waiting seq ${s.seqId}: unknown request`);
-      }
-    }
-    if (this.kv.numLiveSequences !== this.running.length + this.pendingFrees.length) {
-      throw new Error(`${this.kv.numLiveSequences} sequences hold blocks; ${this.running.length} running`);
-    }
-    if (cfg.policy === "continuous") {
-      if (this.batchQueue.length > 0 || this.batch.size > 0) throw new Error("batch state under continuous policy");
-    } else {
-      if (this.batch.size !== this.running.length + this.batchQueue.length) throw new Error("batch size mismatch");
-      for (const s of this.batch) {
-        if (!running.has(s) && this.batchQueue.indexOf(s) < 0) throw new Error(`batch member ${s.seqId} lost`);
-      }
-      for (const s of this.waiting) if (this.batch.has(s)) throw new Error(`batch member ${s.seqId} in waiting`);
-      if (cfg.policy === "naive") {
-        let req: Request | null = null;
-        for (const s of this.batch) {
-          if (req !== null && s.request !== req) throw new Error("naive policy: two requests in the batch");
-          req = s.request;
-        }
-      }
-    }
-    for (const req of this.requests.values()) {
-      if (req.isFinished) throw new Error(`finished request ${req.id} still tracked`);
-      for (const s of req.sequences) {
-        if (s.status !== "finished" && !running.has(s) && !waiting.has(s)) throw new Error(`seq ${s.seqId} is lost`);
-      }
-    }
+    checkSchedulerInvariants({
+      config: this.config,
+      kv: this.kv,
+      waiting: this.waiting,
+      batchQueue: this.batchQueue,
+      running: this.running,
+      batch: this.batch,
+      requests: this.requests,
+      inFlight: this.inFlight,
+      pendingFrees: this.pendingFrees,
+      slotsFor: (seq) => this.slotsFor(seq),
+    });
   }
 
   // ---------------------------------------------------------------- internals
