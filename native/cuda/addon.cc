@@ -1,8 +1,8 @@
 // Node-API glue of the CUDA backend: class NativeCuda wraps one Context; objects are referred to by small
 // integer ids so that op calls pass only numbers (and a few typed arrays). Ids and buffer capacities are
 // checked here as a last line of defence (src/backends/cuda/checks.ts gives the user-facing messages), so
-// a bad call throws a JS error instead of making a kernel touch wild memory. Module functions that need no
-// GPU (packWeight, cublasStatus, deviceUnavailableReason) let the tests run on machines without one.
+// a bad call throws a JS error instead of making a kernel touch wild memory. The module functions that need
+// no GPU are in addon_host.cc.
 #include <napi.h>
 
 #include <climits>
@@ -11,36 +11,13 @@
 #include <string>
 #include <vector>
 
+#include "addon_args.h"
 #include "context.h"
-#include "host_pack.h"
 
 namespace loom_cuda {
 namespace {
 
 enum Kind { K_BUF = 0, K_WEIGHT = 1, K_KV = 2, K_CONST = 3 };
-
-template <typename F>
-auto guarded(const Napi::CallbackInfo& info, F&& f) -> decltype(f()) {
-  try {
-    return f();
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(info.Env(), e.what());
-  }
-}
-
-int I(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().Int32Value(); }
-double D(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().DoubleValue(); }
-float F(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().FloatValue(); }
-bool B(const Napi::CallbackInfo& info, size_t i) { return info[i].ToBoolean().Value(); }
-long long LL(const Napi::CallbackInfo& info, size_t i) { return (long long)info[i].As<Napi::Number>().Int64Value(); }
-[[noreturn]] void Fail(const Napi::CallbackInfo& info, const std::string& msg) {
-  throw Napi::RangeError::New(info.Env(), msg);
-}
-size_t Need(long rows, long stride, long offset, long width) {
-  return rows <= 0 ? 0 : (size_t)((rows - 1) * stride + offset + width);
-}
 
 class NativeCuda : public Napi::ObjectWrap<NativeCuda> {
  public:
@@ -553,78 +530,9 @@ class NativeCuda : public Napi::ObjectWrap<NativeCuda> {
   }
 };
 
-// ---- module functions that need no GPU ----
-
-Napi::Value DeviceUnavailableReason(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    return Napi::String::New(info.Env(), device_unavailable_reason(info.Length() > 0 ? I(info, 0) : 0));
-  });
-}
-
-Napi::Value CublasStatus(const Napi::CallbackInfo& info) {
-  const Cublas& c = load_cublas();
-  Napi::Object o = Napi::Object::New(info.Env());
-  o.Set("ok", c.ok());
-  o.Set("path", c.path);
-  o.Set("error", c.error);
-  return o;
-}
-
-Napi::Value PackedToJs(Napi::Env env, const PackedWeight& p) {
-  Napi::Object o = Napi::Object::New(env);
-  Napi::Uint8Array d = Napi::Uint8Array::New(env, p.data.size());
-  std::memcpy(d.Data(), p.data.data(), p.data.size());
-  Napi::Float32Array s = Napi::Float32Array::New(env, p.scales.size());
-  if (!p.scales.empty()) std::memcpy(s.Data(), p.scales.data(), p.scales.size() * 4);
-  o.Set("data", d);
-  o.Set("scales", s);
-  o.Set("kp", p.Kp);
-  return o;
-}
-
-// packWeight(data Uint8Array, srcDtype, rows, cols, storage) → { data, scales, kp }
-Napi::Value PackWeight(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    Napi::Uint8Array data = info[0].As<Napi::Uint8Array>();
-    const int src = I(info, 1), rows = I(info, 2), cols = I(info, 3), storage = I(info, 4);
-    const size_t elem = src == SRC_F32 ? 4 : 2;
-    if (rows <= 0 || cols < 0 || data.ByteLength() < (size_t)rows * (cols > 0 ? cols : 1) * elem) {
-      Fail(info, "packWeight: bad arguments");
-    }
-    return PackedToJs(info.Env(), pack_weight(data.Data(), src, rows, cols, storage));
-  });
-}
-
-// packQuantized(kind, rows, cols, q, scales) → { data, scales, kp }
-Napi::Value PackQuantized(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    const int kind = I(info, 0), rows = I(info, 1), cols = I(info, 2);
-    Napi::TypedArray q = info[3].As<Napi::TypedArray>();
-    Napi::Float32Array scales = info[4].As<Napi::Float32Array>();
-    const size_t G = (size_t)(cols + QGROUP - 1) / QGROUP;
-    if (rows <= 0 || cols <= 0 || q.ByteLength() < (size_t)rows * cols ||
-        scales.ElementLength() < (size_t)rows * G * (kind == ST_INT4 ? 2 : 1)) {
-      Fail(info, "packQuantized: bad arguments");
-    }
-    const void* qp = (const uint8_t*)q.ArrayBuffer().Data() + q.ByteOffset();
-    return PackedToJs(info.Env(), pack_quantized(kind, rows, cols, qp, scales.Data()));
-  });
-}
-
-Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
-  Napi::Object o = Napi::Object::New(info.Env());
-  o.Set("cudaRuntime", CUDART_VERSION);
-  o.Set("archs", LOOM_CUDA_ARCHS);
-  return o;
-}
-
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeCuda", NativeCuda::Define(env));
-  exports.Set("deviceUnavailableReason", Napi::Function::New(env, DeviceUnavailableReason));
-  exports.Set("cublasStatus", Napi::Function::New(env, CublasStatus));
-  exports.Set("packWeight", Napi::Function::New(env, PackWeight));
-  exports.Set("packQuantized", Napi::Function::New(env, PackQuantized));
-  exports.Set("buildInfo", Napi::Function::New(env, BuildInfo));
+  export_host_functions(env, exports);
   return exports;
 }
 
