@@ -23,7 +23,7 @@
 // Run it after scripts/build-native.mjs: `node-gyp rebuild` deletes the whole build/ folder.
 //
 // No cuBLAS at link time: the addon dlopen()s libcublas.so.13 (or .12) when it starts (cublas_loader.cc).
-// Objects are rebuilt only when a source or a header under native/cuda is newer than they are.
+// Objects are rebuilt only when a source or a header under native/cuda (or native/common) is newer than they are.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -133,6 +133,10 @@ const headers = [
         .filter((f) => f.endsWith(".h"))
         .map((f) => `emu/${f}`)
     : []),
+  // the numeric spec shared with the CPU addon
+  ...readdirSync(join(srcDir, "..", "common"))
+    .filter((f) => f.endsWith(".h"))
+    .map((f) => `../common/${f}`),
 ];
 const newestHeader = Math.max(0, ...headers.map((h) => statSync(join(srcDir, h)).mtimeMs));
 const buildScript = statSync(fileURLToPath(import.meta.url)).mtimeMs;

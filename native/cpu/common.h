@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "../common/quant_spec.h"
+
 namespace loom {
 
 enum Storage : int { ST_F32 = 0, ST_F16 = 1, ST_BF16 = 2, ST_INT8 = 3, ST_INT4 = 4 };
@@ -136,56 +138,15 @@ const KernelTable* kernels_avx2();   // nullptr when not compiled for x86-64
 const KernelTable* kernels_avx512(); // nullptr when not compiled for x86-64
 const KernelTable* kernels_amx();    // AVX-512 + AMX-BF16 GEMM; nullptr when not compiled for x86-64
 
-// ---- scalar conversions shared by every TU (bit-exact with src/formats/dtype.ts and quant.ts) ----
-
-static inline float bits_to_f32(uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-static inline uint32_t f32_to_bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-}
-static inline float bf16_to_f32(uint16_t h) { return bits_to_f32((uint32_t)h << 16); }
-/** Round to nearest even; NaN stays a quiet NaN (as torch and dtype.ts f32ToBf16). */
-static inline uint16_t f32_to_bf16(float x) {
-  uint32_t u = f32_to_bits(x);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
-  return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-static inline float f16_to_f32(uint16_t h) {
-  uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-  uint32_t exp = (h >> 10) & 0x1f;
-  uint32_t frac = h & 0x3ff;
-  if (exp == 0) {
-    float v = (float)frac * (1.0f / 16777216.0f);  // frac * 2^-24
-    return sign ? -v : v;
-  }
-  if (exp == 31) return bits_to_f32(sign | 0x7f800000u | (frac << 13));
-  return bits_to_f32(sign | ((exp + 112) << 23) | (frac << 13));
-}
-/** IEEE f32 → f16, round to nearest even (what F16C's vcvtps2ph does with rounding mode 0). */
-static inline uint16_t f32_to_f16(float x) {
-  uint32_t u = f32_to_bits(x);
-  uint16_t sign = (uint16_t)((u >> 16) & 0x8000);
-  uint32_t a = u & 0x7fffffffu;
-  if (a >= 0x7f800000u) return sign | 0x7c00 | (a > 0x7f800000u ? 0x200 : 0);  // inf / NaN
-  if (a >= 0x477ff000u) return sign | 0x7c00;  // rounds to inf (≥ 65520)
-  if (a < 0x38800000u) {                       // subnormal half (or zero): value * 2^24 rounded to int
-    if (a < 0x33000000u) return sign;          // < 2^-25 → ±0
-    uint32_t e = a >> 23;
-    uint32_t m = (a & 0x7fffff) | 0x800000;
-    int shift = 126 - (int)e;  // m * 2^(e-150) * 2^24 = m >> (126 - e)
-    uint32_t q = m >> shift;
-    uint32_t rem = m & ((1u << shift) - 1);
-    uint32_t half = 1u << (shift - 1);
-    if (rem > half || (rem == half && (q & 1))) q++;
-    return sign | (uint16_t)q;
-  }
-  uint32_t r = a + 0xfffu + ((a >> 13) & 1u);  // RNE on the 13 dropped bits
-  return sign | (uint16_t)((r - 0x38000000u) >> 13);
-}
+// ---- scalar conversions and the quant.ts quantizers (bit-exact with src/formats; shared with native/cuda) ----
+using loom_spec::bf16_to_f32;
+using loom_spec::bits_to_f32;
+using loom_spec::f16_to_f32;
+using loom_spec::f32_to_bf16;
+using loom_spec::f32_to_bits;
+using loom_spec::f32_to_f16;
+using loom_spec::quantize_int4_group;
+using loom_spec::quantize_int8_group;
+using loom_spec::round_half_up;
 
 }  // namespace loom

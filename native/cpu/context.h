@@ -96,8 +96,6 @@ struct Context {
 WeightT* make_weight(Context& c, const uint8_t* src, int srcDtype, int rows, int cols, int storage);
 /** An int8/int4 matrix from codes and scales laid out as src/formats/quant.ts describes (no rounding). */
 WeightT* make_weight_quantized(int storage, int rows, int cols, const void* q, const float* scales);
-/** Quantizes n values with one symmetric int8 scale (the int8 weight group and the int8 KV row). */
-void quantize_int8_group(const float* x, int n, int8_t* q, float* d);
 
 void matmul(Context& c, float* y, const float* x, const WeightT& w, const float* bias, int rows);
 

@@ -57,7 +57,7 @@ void store_row(const KvLayerT& kv, void* pool, float* scales, size_t idx, const 
       for (int i = 0; i < D; i++) d[i] = f32_to_f16(src[i]);
       break;
     }
-    case KV_INT8: quantize_int8_group(src, D, (int8_t*)pool + idx * D, scales + idx); break;
+    case KV_INT8: scales[idx] = quantize_int8_group(src, D, (int8_t*)pool + idx * D); break;
   }
 }
 }  // namespace

@@ -13,12 +13,6 @@ namespace loom {
 
 namespace {
 
-/** Math.round-free rounding shared with quant.ts: floor, then up when the fraction is ≥ 0.5. */
-inline double round_half_up(double v) {
-  double f = floor(v);
-  return v - f >= 0.5 ? f + 1 : f;
-}
-
 float read_src(const uint8_t* src, int dtype, size_t i) {
   if (dtype == ST_F32) {
     float f;
@@ -34,7 +28,7 @@ void quantize_int8_row(const float* x, int K, int Kp, int8_t* q, float* scales) 
   for (int g = 0; g < Kp / QGROUP; g++) {
     int n = K - g * QGROUP;
     if (n > QGROUP) n = QGROUP;
-    quantize_int8_group(x + g * QGROUP, n, q + g * QGROUP, scales + g);
+    scales[g] = quantize_int8_group(x + g * QGROUP, n, q + g * QGROUP);
     for (int i = n; i < QGROUP; i++) q[g * QGROUP + i] = 0;
   }
 }
@@ -43,23 +37,9 @@ void quantize_int4_row(const float* x, int K, int Kp, uint8_t* q, float* dm) {
   for (int g = 0; g < Kp / QGROUP; g++) {
     int n = K - g * QGROUP;
     if (n > QGROUP) n = QGROUP;
-    const float* xs = x + g * QGROUP;
-    float mn = xs[0], mx = xs[0];
-    for (int i = 1; i < n; i++) {
-      if (xs[i] < mn) mn = xs[i];
-      if (xs[i] > mx) mx = xs[i];
-    }
-    float d = (float)(((double)mx - (double)mn) / 15.0);
-    uint8_t qs[QGROUP] = {0};
-    if (d != 0.0f) {
-      for (int i = 0; i < n; i++) {
-        double v = round_half_up(((double)xs[i] - (double)mn) / (double)d);
-        qs[i] = (uint8_t)(v < 0 ? 0 : v > 15 ? 15 : v);
-      }
-    }
+    uint8_t qs[QGROUP];
+    quantize_int4_group(x + g * QGROUP, n, qs, dm + 2 * g, dm + 2 * g + 1);
     for (int j = 0; j < 16; j++) q[g * 16 + j] = (uint8_t)(qs[j] | (qs[j + 16] << 4));
-    dm[2 * g] = d;
-    dm[2 * g + 1] = mn;
   }
 }
 
@@ -96,24 +76,6 @@ WeightT* alloc_matrix(int rows, int cols, int storage) {
 }
 
 }  // namespace
-
-void quantize_int8_group(const float* x, int n, int8_t* q, float* d) {
-  float amax = 0.0f;
-  for (int i = 0; i < n; i++) {
-    float a = fabsf(x[i]);
-    if (a > amax) amax = a;
-  }
-  float s = amax / 127.0f;
-  *d = s;
-  for (int i = 0; i < n; i++) {
-    if (s == 0.0f) {
-      q[i] = 0;
-      continue;
-    }
-    double v = round_half_up((double)x[i] / (double)s);
-    q[i] = (int8_t)(v < -127 ? -127 : v > 127 ? 127 : v);
-  }
-}
 
 WeightT* make_weight(Context& c, const uint8_t* src, int srcDtype, int rows, int cols, int storage) {
   if (cols <= 0) {  // a vector: always f32

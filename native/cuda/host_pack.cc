@@ -6,27 +6,15 @@
 #include <cstring>
 #include <thread>
 
+#include "../common/quant_spec.h"
 #include "common.h"
 
 namespace loom_cuda {
 
 namespace {
 
-float bits_to_f32(uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-uint32_t f32_to_bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-}
-
-double round_half_up(double v) {
-  const double f = std::floor(v);
-  return v - f >= 0.5 ? f + 1 : f;
-}
+using loom_spec::quantize_int4_group;
+using loom_spec::quantize_int8_group;
 
 float read_src(const uint8_t* src, int dtype, size_t i) {
   if (dtype == SRC_F32) {
@@ -37,37 +25,6 @@ float read_src(const uint8_t* src, int dtype, size_t i) {
   uint16_t h;
   std::memcpy(&h, src + 2 * i, 2);
   return dtype == SRC_BF16 ? bf16_to_f32_host(h) : f16_to_f32_host(h);
-}
-
-/** quant.ts quantizeInt8Group: d = fround(amax / 127), q = clamp(roundHalfUp(x / d), ±127). */
-float quantize_int8_group(const float* x, int n, int8_t* q) {
-  float amax = 0.0f;
-  for (int i = 0; i < n; i++) amax = std::fmax(amax, std::fabs(x[i]));
-  const float d = (float)((double)amax / 127.0);
-  for (int i = 0; i < n; i++) {
-    double v = d == 0.0f ? 0.0 : round_half_up((double)x[i] / (double)d);
-    q[i] = (int8_t)(v < -127 ? -127 : v > 127 ? 127 : v);
-  }
-  return d;
-}
-
-/** quant.ts quantizeInt4: m = min, d = fround((max − m) / 15), q = clamp(roundHalfUp((x − m) / d), 0, 15). */
-void quantize_int4_group(const float* x, int n, uint8_t* codes, float* d, float* m) {
-  float mn = x[0], mx = x[0];
-  for (int i = 1; i < n; i++) {
-    mn = std::fmin(mn, x[i]);
-    mx = std::fmax(mx, x[i]);
-  }
-  const float dd = (float)(((double)mx - (double)mn) / 15.0);
-  for (int i = 0; i < QGROUP; i++) codes[i] = 0;
-  if (dd != 0.0f) {
-    for (int i = 0; i < n; i++) {
-      double v = round_half_up(((double)x[i] - (double)mn) / (double)dd);
-      codes[i] = (uint8_t)(v < 0 ? 0 : v > 15 ? 15 : v);
-    }
-  }
-  *d = dd;
-  *m = mn;
 }
 
 /** Runs fn(r0, r1) over [0, rows) on up to 16 threads (one when the matrix is small). */
@@ -92,46 +49,10 @@ void parallel_rows(int rows, long work, Fn fn) {
 
 }  // namespace
 
-float bf16_to_f32_host(uint16_t h) { return bits_to_f32((uint32_t)h << 16); }
-
-uint16_t f32_to_bf16_host(float x) {
-  const uint32_t u = f32_to_bits(x);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
-  return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-
-float f16_to_f32_host(uint16_t h) {
-  const uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-  const uint32_t exp = (h >> 10) & 0x1f;
-  const uint32_t frac = h & 0x3ff;
-  if (exp == 0) {
-    const float v = (float)frac * (1.0f / 16777216.0f);
-    return sign ? -v : v;
-  }
-  if (exp == 31) return bits_to_f32(sign | 0x7f800000u | (frac << 13));
-  return bits_to_f32(sign | ((exp + 112) << 23) | (frac << 13));
-}
-
-uint16_t f32_to_f16_host(float x) {
-  const uint32_t u = f32_to_bits(x);
-  const uint16_t sign = (uint16_t)((u >> 16) & 0x8000);
-  const uint32_t a = u & 0x7fffffffu;
-  if (a >= 0x7f800000u) return sign | 0x7c00 | (a > 0x7f800000u ? 0x200 : 0);
-  if (a >= 0x477ff000u) return sign | 0x7c00;
-  if (a < 0x38800000u) {
-    if (a < 0x33000000u) return sign;
-    const uint32_t e = a >> 23;
-    const uint32_t m = (a & 0x7fffff) | 0x800000;
-    const int shift = 126 - (int)e;
-    uint32_t q = m >> shift;
-    const uint32_t rem = m & ((1u << shift) - 1);
-    const uint32_t half = 1u << (shift - 1);
-    if (rem > half || (rem == half && (q & 1))) q++;
-    return sign | (uint16_t)q;
-  }
-  const uint32_t r = a + 0xfffu + ((a >> 13) & 1u);
-  return sign | (uint16_t)((r - 0x38000000u) >> 13);
-}
+float bf16_to_f32_host(uint16_t h) { return loom_spec::bf16_to_f32(h); }
+uint16_t f32_to_bf16_host(float x) { return loom_spec::f32_to_bf16(x); }
+float f16_to_f32_host(uint16_t h) { return loom_spec::f16_to_f32(h); }
+uint16_t f32_to_f16_host(float x) { return loom_spec::f32_to_f16(x); }
 
 PackedWeight pack_weight(const uint8_t* src, int srcDtype, int rows, int cols, int storage) {
   PackedWeight p;
