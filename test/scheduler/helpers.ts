@@ -4,7 +4,7 @@
  * copy-on-write or preemption bug that would corrupt a sequence).
  */
 import type { SamplingParams } from "../../src/engine/types.ts";
-import { Scheduler, type SchedulerConfig, type StepPlan } from "../../src/scheduler/scheduler.ts";
+import { type ScheduledItem, Scheduler, type SchedulerConfig, type StepPlan } from "../../src/scheduler/scheduler.ts";
 import { Request, type Sequence } from "../../src/scheduler/sequence.ts";
 
 export const EOS = 2;
@@ -86,28 +86,37 @@ export class ShadowKv {
     this.slots = new Float64Array(numBlocks * blockSize).fill(-1);
   }
 
-  /** Runs the plan like a backend: copies (all read before any write), all KV writes, then all reads. */
+  /**
+   * Runs the plan like a backend: copies (all read before any write), all KV writes, then all reads. A
+   * speculating item also writes (and reads) its draft tokens after its new ones: the fingerprints are
+   * those of tokenIds + specTokenIds.
+   */
   apply(plan: StepPlan): void {
     const bs = this.blockSize;
     const { src, dst } = plan.blockCopies;
     const saved = src.map((b) => this.slots.slice(b * bs, (b + 1) * bs));
     for (let k = 0; k < dst.length; k++) this.slots.set(saved[k], dst[k] * bs);
     const written = new Set<number>();
-    for (const { seq, numNewTokens } of plan.items) {
-      const fp = fingerprints(seq.tokenIds, seq.numComputedTokens + numNewTokens);
-      for (let p = seq.numComputedTokens; p < seq.numComputedTokens + numNewTokens; p++) {
-        const slot = seq.blockIds[Math.floor(p / bs)] * bs + (p % bs);
-        if (written.has(slot)) throw new Error(`slot ${slot} written twice in one step`);
-        written.add(slot);
-        this.slots[slot] = fp[p];
+    const slot = (seq: Sequence, p: number) => seq.blockIds[Math.floor(p / bs)] * bs + (p % bs);
+    const extended = (it: ScheduledItem) => {
+      const ids = it.specTokenIds.length ? [...it.seq.tokenIds, ...it.specTokenIds] : it.seq.tokenIds;
+      const end = it.seq.numComputedTokens + it.numNewTokens + it.specTokenIds.length;
+      return { end, fp: fingerprints(ids, end) };
+    };
+    for (const it of plan.items) {
+      const { end, fp } = extended(it);
+      for (let p = it.seq.numComputedTokens; p < end; p++) {
+        const sl = slot(it.seq, p);
+        if (written.has(sl)) throw new Error(`slot ${sl} written twice in one step`);
+        written.add(sl);
+        this.slots[sl] = fp[p];
       }
     }
-    for (const { seq, numNewTokens } of plan.items) {
-      const end = seq.numComputedTokens + numNewTokens;
-      const fp = fingerprints(seq.tokenIds, end);
+    for (const it of plan.items) {
+      const { seq } = it;
+      const { end, fp } = extended(it);
       for (let p = 0; p < end; p++) {
-        const slot = seq.blockIds[Math.floor(p / bs)] * bs + (p % bs);
-        if (this.slots[slot] !== fp[p]) {
+        if (this.slots[slot(seq, p)] !== fp[p]) {
           throw new Error(
             `seq ${seq.seqId} (${seq.request.id}) reads wrong KV at position ${p} (block ${seq.blockIds[Math.floor(p / bs)]})`,
           );

@@ -10,7 +10,7 @@ import { hashBlock } from "../../src/kv/block-hash.ts";
 import { RequestRejectedError, type Scheduler, type StepPlan } from "../../src/scheduler/scheduler.ts";
 import type { Sequence } from "../../src/scheduler/sequence.ts";
 import { mulberry32 as prng } from "../helpers/mulberry32.ts";
-import { add, createRequest, createScheduler, EOS, tokens } from "../scheduler/helpers.ts";
+import { add, createRequest, createScheduler, EOS, ShadowKv, tokens } from "../scheduler/helpers.ts";
 
 /** Runs one step where every speculating item proposes `draft(seq, k)` and keeps `accept(seq, drafts)` of them. */
 function specStep(
@@ -18,7 +18,7 @@ function specStep(
   k: number,
   draft: (seq: Sequence, k: number) => number[],
   verify: (seq: Sequence, drafts: readonly number[]) => number[],
-  shadow?: SpecShadow,
+  shadow?: ShadowKv,
 ): { plan: StepPlan; finished: Sequence[] } {
   const plan = s.schedule(k);
   s.checkInvariants();
@@ -58,61 +58,6 @@ function checkHashedBlocks(s: Scheduler): void {
       assert.equal(s.kv.pool.hashOf(seq.blockIds[i]), null, `seq ${seq.seqId}: partial block ${i} hashed`);
     }
   }
-}
-
-/**
- * Shadow KV like test/scheduler/helpers.ts, extended to draft tokens: a step writes the fingerprint of
- * tokenIds + specTokenIds at every position it computes, and every position a query reads must hold the
- * fingerprint of the reader's own (extended) prefix.
- */
-class SpecShadow {
-  readonly slots: Float64Array;
-  constructor(
-    readonly numBlocks: number,
-    readonly blockSize: number,
-  ) {
-    this.slots = new Float64Array(numBlocks * blockSize).fill(-1);
-  }
-
-  apply(plan: StepPlan): void {
-    const bs = this.blockSize;
-    const { src, dst } = plan.blockCopies;
-    const saved = src.map((b) => this.slots.slice(b * bs, (b + 1) * bs));
-    for (let k = 0; k < dst.length; k++) this.slots.set(saved[k], dst[k] * bs);
-    const written = new Set<number>();
-    const slot = (seq: Sequence, p: number) => seq.blockIds[Math.floor(p / bs)] * bs + (p % bs);
-    for (const it of plan.items) {
-      const ext = [...it.seq.tokenIds, ...it.specTokenIds];
-      const end = it.seq.numComputedTokens + it.numNewTokens + it.specTokenIds.length;
-      const fp = fingerprints(ext, end);
-      for (let p = it.seq.numComputedTokens; p < end; p++) {
-        const sl = slot(it.seq, p);
-        assert.ok(!written.has(sl), `slot ${sl} written twice in one step`);
-        written.add(sl);
-        this.slots[sl] = fp[p];
-      }
-    }
-    for (const it of plan.items) {
-      const ext = [...it.seq.tokenIds, ...it.specTokenIds];
-      const end = it.seq.numComputedTokens + it.numNewTokens + it.specTokenIds.length;
-      const fp = fingerprints(ext, end);
-      for (let p = 0; p < end; p++) {
-        assert.equal(this.slots[slot(it.seq, p)], fp[p], `seq ${it.seq.seqId} reads wrong KV at position ${p}`);
-      }
-    }
-  }
-}
-
-function fingerprints(ids: readonly number[], n: number): number[] {
-  const out = new Array<number>(n);
-  let a = 0x12345678;
-  let b = 0x9abcdef0;
-  for (let p = 0; p < n; p++) {
-    a = Math.imul(a ^ ids[p], 0x9e3779b1) ^ (a >>> 15);
-    b = Math.imul(b + ids[p] + p, 0x85ebca77) ^ (b >>> 13);
-    out[p] = (a >>> 0) * 2 ** 21 + ((b >>> 0) & 0x1fffff);
-  }
-  return out;
 }
 
 const drafts = (seq: Sequence, k: number) => tokens(500 + seq.numOutputTokens, k);
@@ -260,7 +205,7 @@ test("randomized soak with speculation: preemption, forks, prefix hits, aborts; 
     const rnd = prng(seed);
     const int = (lo: number, hi: number) => lo + Math.floor(rnd() * (hi - lo + 1));
     const s = createScheduler({ blockSize: 4, numBlocks: 24, maxNumSeqs: 6, maxNumBatchedTokens: 24, maxModelLen: 48 });
-    const shadow = new SpecShadow(24, 4);
+    const shadow = new ShadowKv(24, 4);
     const prefixes = [0, 1, 2].map((k) => tokens(10 + k * 100, 16));
     const live: string[] = [];
     let specItems = 0;
