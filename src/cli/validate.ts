@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import type { StorageDType } from "../backends/backend.ts";
 import { selectBackend } from "../backends/select.ts";
-import { DEFAULT_MODEL } from "../engine/options.ts";
+import { DEFAULT_MODEL, deviceOption } from "../engine/options.ts";
 import { loadModel } from "../models/model.ts";
 import { quantQuality } from "../models/quant-quality.ts";
 import { type RefFile, readRefFile, validateAll } from "../models/validate.ts";
@@ -15,7 +15,7 @@ export function registerValidate(program: Command): void {
     .option("--model <dir>", "model folder", DEFAULT_MODEL)
     .option("--tolerance <x>", "max allowed |Δ| of logits and log-sum-exp", Number.parseFloat, 1e-3)
     .option("--backend <name>", "auto | cpu | reference | cuda", "auto")
-    .option("--device <n>", "CUDA device ordinal (cuda backend)", (v) => Number.parseInt(v, 10), 0)
+    .option("--device <d>", "cuda, cuda:N or cpu (picks the backend), or a CUDA device ordinal N")
     .option("--dtype <t>", "weight storage: f32 | bf16 | int8 | int4 (default: f32)", "f32")
     .option("--threads <n>", "threads for the cpu backend", (v) => Number.parseInt(v, 10))
     .option(
@@ -31,7 +31,8 @@ export function registerValidate(program: Command): void {
     .action(async (o) => {
       if (!(o.tolerance > 0)) throw new Error(`--tolerance must be a positive number`);
       const refs = readRefFile(o.refs);
-      const { backend, warning } = await selectBackend(o.backend, o.threads, o.device);
+      const { backend: name, device } = deviceOption(o.backend, o.device);
+      const { backend, warning } = await selectBackend(name, o.threads, device);
       if (warning) console.error(`warning: ${warning}`);
       const longest = Math.max(...refs.cases.map((c) => c.prompt_ids.length + c.greedy_ids.length));
       const blockSize = 16;

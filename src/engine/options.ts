@@ -173,7 +173,7 @@ export function engineOptionsFrom(o: Record<string, unknown>): EngineOptions {
  * `--device` as vLLM spells it (`cuda`, `cuda:1`, `cpu`) or a bare CUDA ordinal; a device naming a backend
  * overrides `--backend auto` and must agree with any other `--backend`.
  */
-function deviceOption(backend: EngineOptions["backend"], v: unknown): Pick<EngineOptions, "backend" | "device"> {
+export function deviceOption(backend: EngineOptions["backend"], v: unknown): Pick<EngineOptions, "backend" | "device"> {
   if (v === undefined || v === null || v === "") return { backend, device: 0 };
   const text = String(v).trim().toLowerCase();
   const m = /^(?:(cuda|cpu)(?::(\d+))?|(\d+))$/.exec(text);
