@@ -2,12 +2,14 @@
 // arithmetic is in the ISA kernels (kernels_impl.inc).
 //
 //  rows ≤ 4  GEMV: threads split the output columns; each streams its slice of W exactly once with the
-//            weights dequantized in registers (memory-bound: the goal is DRAM bandwidth).
+//            weights dequantized in registers (memory-bound: the goal is DRAM bandwidth; the slice is
+//            read as interleaved sequential streams, see kernels_impl.inc).
 //  rows > 4  GEMM: activations packed k-major into tiles of MR rows (phase 1, parallel over tiles); then
 //            threads split W into panels of NR rows, dequantize a panel to f32 once (f32 weights are used
 //            in place) and run every row tile against it from L1/L2 (phase 2). Rows are processed in
 //            chunks whose packed activations stay within ~1 MB (L2).
-//  All arithmetic is f32 with f32 activations (see README notes in cpu-backend.ts on why no bf16/VNNI).
+//  Arithmetic is f32 with f32 activations, except the int8 GEMV on AVX-512 (int16 activations) and the
+//  AMX tiles (activations split into bf16 terms): see the accuracy notes in cpu-backend.ts.
 #include <cstring>
 
 #include "context.h"

@@ -248,7 +248,8 @@ test("on the native CPU backend Q8_0/Q4_0 load without a float round trip and ma
     const b = promptLogits(ref.graph, ids);
     let maxDiff = 0;
     for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]));
-    assert.ok(maxDiff < 1e-3, `${type}: max |Δ| ${maxDiff}`);
+    // q8_0 runs the int8 kernels, whose AVX-512 GEMV quantizes activations to int16 (test/backends/cpu-e2e.test.ts)
+    assert.ok(maxDiff < (type === "q8_0" ? 5e-3 : 1e-3), `${type}: max |Δ| ${maxDiff}`);
   }
   loaded.backend.dispose();
 });

@@ -13,16 +13,21 @@
  *   Int32Arrays, copied once by beginStep), so a forward pass allocates nothing in JS.
  * - Weight storage: f32, f16, bf16, int8, int4 (src/formats/quant.ts is the spec), rows padded to a
  *   multiple of 32 columns.
- * - Matmul: rows ≤ 4 → GEMV: each weight row streamed once, dequantized in registers (int8/int4 scale
- *   applied once per group; bf16 split into even/odd lanes with one shift + one AND). More rows → GEMM:
+ * - Matmul: rows ≤ 4 → GEMV: each weight row streamed once (a thread reads its rows as 8 interleaved
+ *   sequential streams, which the hardware prefetchers follow), weights dequantized in registers (int4
+ *   scale and min applied once per group; bf16 split into even/odd lanes with one shift + one AND; int8
+ *   on avx512/amx: one vpmaddwd per group of 32 against int16-quantized activations). More rows → GEMM:
  *   avx2/avx512 dequantize a panel of weight rows to f32 once and reuse it from cache for every tile of
  *   rows (broadcast-FMA micro-kernel); amx (≥ 5 rows, bf16/int8/int4 weights) multiplies bf16 tiles
  *   (even a half-empty 16-row tile costs less than the broadcast-FMA kernel).
  *
  * Accuracy choices (all within the conformance tolerances, test/backends/conformance.ts):
  * - Activations are never rounded to bf16 or quantized to int8: that is what AVX-512 BF16 (vdpbf16ps)
- *   and VNNI would need, and it costs ~0.4% per element — far from "same as the reference up to
- *   accumulation order". avx2/avx512 do all matmul arithmetic in f32 (weights widened in registers).
+ *   and 8-bit VNNI would need, and it costs ~0.4% per element — far from "same as the reference up to
+ *   accumulation order". avx2/avx512 do the matmul arithmetic in f32 (weights widened in registers),
+ *   except the int8-weight GEMV on avx512/amx: it quantizes each group of 32 activations to int16 with
+ *   its own scale (error ≤ 1.5e-5 of the group's largest value, ~250× below the int8 weights' own
+ *   rounding), which halves its vector work so batch-1 decode keeps up with memory.
  * - amx splits each activation into bf16 terms (x = hi + mid + lo for bf16 weights: f32-level error;
  *   hi + mid for int8/int4, ~1e-5 of the output scale, far below the weights' quantization error) and
  *   multiplies them with the exact bf16 weights / int8-int4 codes, applying the per-group scales in f32.
