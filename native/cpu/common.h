@@ -85,13 +85,15 @@ struct KernelTable {
   const char* name;
   /** GEMM register tile: rows per packed activation tile (MR) and weight rows per panel (NR). */
   int gemmMR, gemmNR;
+  /** Rows up to which matmul uses gemv (4, or 8 with 32 vector registers). */
+  int gemvMaxRows;
   /**
-   * Prepares `rows` (≤ 4) activation rows (stride ldx, K valid columns) for gemv with weights of `storage`:
+   * Prepares `rows` (≤ gemvMaxRows) activation rows (stride ldx, K valid columns) for gemv with weights of `storage`:
    * dst = rows × Kp floats, zero-padded (bf16: permuted within blocks to match the kernel's even/odd
    * split), then for int4 rows × Kp/32 group sums. dst holds gemv_prep_floats(rows, Kp) floats.
    */
   void (*gemvPrep)(int storage, const float* x, int ldx, int K, int Kp, int rows, float* dst);
-  /** y[r*ldy + n] = x[r]·W[n] (+bias[n]) for r < rows (≤ 4), n in [n0, n1); x from gemvPrep. */
+  /** y[r*ldy + n] = x[r]·W[n] (+bias[n]) for r < rows (≤ gemvMaxRows), n in [n0, n1); x from gemvPrep. */
   void (*gemv)(const MatW& w, const float* x, int rows, float* y, int ldy, const float* bias, int n0, int n1);
   /** Dequantize rows [n0, n0+cnt) of W into f32 dst[cnt][Kp]. */
   void (*dequantRows)(const MatW& w, int n0, int cnt, float* dst);

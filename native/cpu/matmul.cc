@@ -1,13 +1,13 @@
 // y[rows, N] = x[rows, K] · Wᵀ (+ bias): the GEMV/GEMM driver (threading, padding, packing); the
 // arithmetic is in the ISA kernels (kernels_impl.inc).
 //
-//  rows ≤ 4  GEMV: threads split the output columns; each streams its slice of W exactly once with the
-//            weights dequantized in registers (memory-bound: the goal is DRAM bandwidth; the slice is
-//            read as interleaved sequential streams, see kernels_impl.inc).
-//  rows > 4  GEMM: activations packed k-major into tiles of MR rows (phase 1, parallel over tiles); then
+//  rows ≤ gemvMaxRows (4; 8 on AVX-512)  GEMV: threads split the output columns; each streams its
+//            slice of W exactly once with the weights dequantized in registers (memory-bound: the goal
+//            is DRAM bandwidth; the slice is read as interleaved sequential streams, see kernels_impl.inc).
+//  more rows  GEMM: activations packed k-major into tiles of MR rows (phase 1, parallel over tiles); then
 //            threads split W into panels of NR rows, dequantize a panel to f32 once (f32 weights are used
 //            in place) and run every row tile against it from L1/L2 (phase 2). Rows are processed in
-//            chunks whose packed activations stay within ~1 MB (L2).
+//            chunks whose packed activations stay within ~1 MB (L2). With AMX: tile GEMM (below).
 //  Arithmetic is f32 with f32 activations, except the int8 GEMV on AVX-512 (int16 activations) and the
 //  AMX tiles (activations split into bf16 terms): see the accuracy notes in cpu-backend.ts.
 #include <cstring>
@@ -18,7 +18,7 @@ namespace loom {
 
 namespace {
 constexpr size_t kPackedBytes = 1 << 20;
-/** From this many rows the AMX tier uses tile GEMM for bf16/int8/int4 weights (a half-empty 16-row tile
+/** Past the GEMV rows, the AMX tier uses tile GEMM for bf16/int8/int4 weights (a half-empty 16-row tile
  * still beats the broadcast-FMA kernel: 5120×960 bf16 at 8 rows took ~0.8 ms against ~1.8 ms). */
 constexpr int kAmxMinRows = 5;
 
@@ -95,7 +95,7 @@ void matmul(Context& c, float* y, const float* x, const WeightT& w, const float*
   const int N = m.N, K = m.K, Kp = m.Kp;
   const KernelTable* Kt = c.K;
   if (rows <= 0) return;
-  if (rows <= 4) {
+  if (rows <= Kt->gemvMaxRows) {
     float* xp = c.xpad.floats(gemv_prep_floats(rows, Kp));
     Kt->gemvPrep(m.storage, x, K, K, Kp, rows, xp);
     auto job = [&](long b, long e, int) { Kt->gemv(m, xp, rows, y, N, bias, (int)b, (int)e); };
