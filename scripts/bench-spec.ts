@@ -225,7 +225,7 @@ rows.push(...(await scenario("recite, batch 1", RECITE, 1, [plain, ...K_SWEEP.ma
 // The repeat ends with EOS: the answer is the quote (ignore_eos would run on into unrelated text).
 rows.push(...(await scenario("quote, batch 1", QUOTE, 1, [plain, ...K_SWEEP.map((k) => ngram(k))], false)));
 // The one quote tiny-llama reproduces verbatim (it knows John 3:16 by heart): n-gram lookup at its best.
-rows.push(...(await scenario("quote John 3:16", QUOTE.slice(0, 1), 1, [plain, ngram(4), ngram(8)], false)));
+rows.push(...(await scenario("quote John 3:16", QUOTE.slice(0, 1), 1, [plain, ngram(4), ngram(7), ngram(8)], false)));
 const K = 4; // the default --num-speculative-tokens
 if (BATCH_SWEEP) {
   for (const c of [2, 4, 8]) {
