@@ -28,9 +28,9 @@
  *   except the int8-weight GEMV on avx512/amx: it quantizes each group of 32 activations to int16 with
  *   its own scale (error ≤ 1.5e-5 of the group's largest value, ~250× below the int8 weights' own
  *   rounding), which halves its vector work so batch-1 decode keeps up with memory.
- * - amx splits each activation into bf16 terms (x = hi + mid + lo for bf16 weights: f32-level error;
- *   hi + mid for int8/int4, ~1e-5 of the output scale, far below the weights' quantization error) and
- *   multiplies them with the exact bf16 weights / int8-int4 codes, applying the per-group scales in f32.
+ * - amx splits each activation into bf16 terms (x = hi + mid, ~2⁻¹⁷ of each value: ~1e-5 of the output
+ *   scale; hi + mid + lo for f16 weights) and multiplies them with the exact bf16 weights / int8-int4
+ *   codes, applying the per-group scales in f32.
  */
 import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
