@@ -189,15 +189,8 @@ class NativeCuda : public Napi::ObjectWrap<NativeCuda> {
   }
   Napi::Value WeightQuantized(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {
-      const int kind = I(info, 0), rows = I(info, 1), cols = I(info, 2);
-      Napi::TypedArray q = info[3].As<Napi::TypedArray>();
-      Napi::Float32Array scales = info[4].As<Napi::Float32Array>();
-      const size_t G = (size_t)(cols + QGROUP - 1) / QGROUP;
-      if ((kind != ST_INT8 && kind != ST_INT4) || rows <= 0 || cols <= 0) Fail(info, "weightQuantized: bad arguments");
-      if (q.ByteLength() < (size_t)rows * cols || scales.ElementLength() < (size_t)rows * G * (kind == ST_INT4 ? 2 : 1))
-        Fail(info, "weightQuantized: data too short");
-      const void* qp = (const uint8_t*)q.ArrayBuffer().Data() + q.ByteOffset();
-      return Napi::Number::New(info.Env(), C(info).newQuantizedWeight(kind, rows, cols, qp, scales.Data()));
+      const QuantizedArgs a = quantized_args(info, "weightQuantized");
+      return Napi::Number::New(info.Env(), C(info).newQuantizedWeight(a.kind, a.rows, a.cols, a.q, a.scales));
     });
   }
   Napi::Value WeightBytes(const Napi::CallbackInfo& info) {

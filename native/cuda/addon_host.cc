@@ -55,16 +55,8 @@ Napi::Value PackWeight(const Napi::CallbackInfo& info) {
 // packQuantized(kind, rows, cols, q, scales) → { data, scales, kp }
 Napi::Value PackQuantized(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    const int kind = I(info, 0), rows = I(info, 1), cols = I(info, 2);
-    Napi::TypedArray q = info[3].As<Napi::TypedArray>();
-    Napi::Float32Array scales = info[4].As<Napi::Float32Array>();
-    const size_t G = (size_t)(cols + QGROUP - 1) / QGROUP;
-    if (rows <= 0 || cols <= 0 || q.ByteLength() < (size_t)rows * cols ||
-        scales.ElementLength() < (size_t)rows * G * (kind == ST_INT4 ? 2 : 1)) {
-      Fail(info, "packQuantized: bad arguments");
-    }
-    const void* qp = (const uint8_t*)q.ArrayBuffer().Data() + q.ByteOffset();
-    return PackedToJs(info.Env(), pack_quantized(kind, rows, cols, qp, scales.Data()));
+    const QuantizedArgs a = quantized_args(info, "packQuantized");
+    return PackedToJs(info.Env(), pack_quantized(a.kind, a.rows, a.cols, a.q, a.scales));
   });
 }
 
