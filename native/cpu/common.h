@@ -80,6 +80,18 @@ static inline size_t attn_scratch_floats(int rows, int headDim) {
   return (size_t)rows * headDim + 2 * (size_t)rows + (size_t)rows * ATTN_BK + 2 * (size_t)ATTN_BK * headDim + 64;
 }
 
+/** Most 16-row activation blocks per AMX call with int8/int4 weights (their f32 accumulators stay in L1). */
+constexpr int AMX_QUANT_BLOCKS = 4;
+
+/** Packed activations for one AMX call: `blocks` 16-row blocks from amxPackX, `rows` valid rows in all. */
+struct AmxX {
+  const uint16_t* planes;
+  size_t planeStride;  // bf16 elements from one block's planes to the next
+  const float* xsum;   // int4 only (else null): group sums, xsumStride floats apart
+  size_t xsumStride;
+  int blocks, rows;
+};
+
 /** The ISA-specific kernels. Drivers (matmul.cc, attention.cc, …) do the threading and call these. */
 struct KernelTable {
   const char* name;
@@ -123,11 +135,11 @@ struct KernelTable {
   /** Weight rows [n0, n0+cnt) (cnt ≤ 32) as bf16 [32][Kp]: bf16 values or int8/int4 codes, zero beyond cnt. */
   void (*amxPanel)(const MatW& w, int n0, int cnt, uint16_t* dst);
   /**
-   * y[m][c] = x[m]·W[n0+c] (+bias[c]), m < rows ≤ 16, c < cols ≤ 32; a = 32 rows of bf16 (stride lda).
-   * Meanwhile prefetches [pf, pf + pfBytes) to L2 (pf may be null).
+   * y[m][c] = x[m]·W[n0+c] (+bias[c]), m < x.rows ≤ 16·x.blocks, c < cols ≤ 32; a = 32 rows of bf16 (stride
+   * lda). Meanwhile prefetches [pf, pf + pfBytes) to L2 (pf may be null).
    */
-  void (*amxBlock)(const MatW& w, const uint16_t* a, int lda, int n0, const uint16_t* planes, const float* xsum,
-                   float* y, int ldy, int rows, int cols, const float* bias, const char* pf, size_t pfBytes);
+  void (*amxBlock)(const MatW& w, const uint16_t* a, int lda, int n0, const AmxX& x, float* y, int ldy, int cols,
+                   const float* bias, const char* pf, size_t pfBytes);
 };
 
 /** The AMX GEMM handles these storages (others use the AVX-512 GEMM). */

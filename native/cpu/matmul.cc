@@ -36,6 +36,7 @@ void matmul_amx(Context& c, float* y, const float* x, const WeightT& w, const fl
   if (blocksPerChunk < 1) blocksPerChunk = 1;
   const int chunk = blocksPerChunk * 16;
   const bool i4 = m.storage == ST_INT4;
+  const bool quant = i4 || m.storage == ST_INT8;
   const int nBlocks = (N + 31) / 32;
   // Bytes of one 32-row weight block (rows are contiguous, so a block is one range) and of its scales.
   const size_t rowBytes = m.storage == ST_BF16 || m.storage == ST_F16 ? (size_t)Kp * 2
@@ -71,17 +72,24 @@ void matmul_amx(Context& c, float* y, const float* x, const WeightT& w, const fl
           Kt->amxPanel(m, n0, cols, panel);
           a = panel;
         }
-        // The next block's weights are prefetched in slices while this block runs against each row block.
+        // The next block's weights are prefetched in slices while this block runs against the row blocks
+        // (int8/int4 take up to AMX_QUANT_BLOCKS row blocks per call: the weight tiles are then loaded once per
+        // group for all of them).
         const char* next = (const char*)m.data + (size_t)(n0 + 32) * rowBytes;
         const size_t nextBytes = next >= wEnd ? 0 : (size_t)(wEnd - next) < blockBytes ? (size_t)(wEnd - next) : blockBytes;
-        const size_t slice = (nextBytes / mb + 63) / 64 * 64;
-        for (int i = 0; i < mb; i++) {
-          const int r = mRows - i * 16 < 16 ? mRows - i * 16 : 16;
-          const size_t off = (size_t)i * slice;
+        const int perCall = quant ? AMX_QUANT_BLOCKS : 1;
+        const int calls = (mb + perCall - 1) / perCall;
+        const size_t slice = (nextBytes / calls + 63) / 64 * 64;
+        for (int i = 0, call = 0; i < mb; i += perCall, call++) {
+          const size_t off = (size_t)call * slice;
           const char* pf = nextBytes > off ? next + off : nullptr;
           const size_t pfBytes = pf ? (nextBytes - off < slice ? nextBytes - off : slice) : 0;
-          Kt->amxBlock(m, a, Kp, n0, planes + i * planeElems, xsum ? xsum + (size_t)i * G * 16 : nullptr,
-                       y + (size_t)(m0 + i * 16) * N + n0, N, r, cols, bias ? bias + n0 : nullptr, pf, pfBytes);
+          const int blocks = mb - i < perCall ? mb - i : perCall;
+          const int rowsIn = mRows - i * 16 < blocks * 16 ? mRows - i * 16 : blocks * 16;
+          const AmxX xb{planes + i * planeElems, planeElems, xsum ? xsum + (size_t)i * G * 16 : nullptr,
+                        (size_t)G * 16, blocks, rowsIn};
+          Kt->amxBlock(m, a, Kp, n0, xb, y + (size_t)(m0 + i * 16) * N + n0, N, cols, bias ? bias + n0 : nullptr, pf,
+                       pfBytes);
         }
       }
     };
