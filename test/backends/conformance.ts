@@ -339,6 +339,32 @@ const ATTN_CASES: AttnCase[] = [
     ],
   },
   { name: "odd headDim 24, one head", heads: 1, kvHeads: 1, headDim: 24, blockSize: 4, steps: [[9], [2]] },
+  // decode tiles of ≤ 4 query heads per KV head take the CPU backend's register-blocked decode kernel
+  {
+    name: "decode, GQA group 4, headDim 128, long contexts",
+    heads: 8,
+    kvHeads: 2,
+    headDim: 128,
+    blockSize: 16,
+    steps: [
+      [100, 37, 1],
+      [1, 1, 1],
+      [1, 1, 1],
+    ],
+  },
+  {
+    name: "decode, GQA group 3, sliding window 40, softcap 30",
+    heads: 6,
+    kvHeads: 2,
+    headDim: 64,
+    blockSize: 16,
+    window: 40,
+    softcap: 30,
+    steps: [
+      [70, 5],
+      [1, 1],
+    ],
+  },
 ];
 
 export function runConformance(name: string, makeBackend: () => Backend): void {
