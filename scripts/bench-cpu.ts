@@ -186,16 +186,7 @@ function decodeMeta(n: number, step: number, blocksPerSeq: number, vocab: number
 
 /** Median and best seconds per decode step at batch n. */
 function timeDecode(g: Built, n: number, steps: number, warmup = 2): { median: number; best: number } {
-  const bps = Math.ceil((CTX + warmup + steps + 1) / BLOCK);
-  const rows = Int32Array.from({ length: n }, (_, i) => i);
-  const metas = Array.from({ length: warmup + steps }, (_, i) => decodeMeta(n, i, bps, g.cfg.vocabSize));
-  const times: number[] = [];
-  metas.forEach((m, i) => {
-    const t0 = performance.now();
-    g.graph.forward(m, rows);
-    if (i >= warmup) times.push((performance.now() - t0) / 1e3);
-  });
-  return { median: median(times), best: Math.min(...times) };
+  return timeDecodeRounds(g, { [n]: steps }, 1, Math.ceil((CTX + warmup + steps + 1) / BLOCK), warmup)[n];
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -266,25 +257,31 @@ function sectionBandwidth() {
 /**
  * Seconds per decode step at each batch size, measured in interleaved rounds (batch 1, 16, 64, then again)
  * so that a slow spell of this shared machine lands on every batch size alike instead of skewing their
- * ratio. Every round replays the same positions (their KV writes overwrite), after one warm-up step per
- * batch size in the first round.
+ * ratio. Every round replays the same positions (their KV writes overwrite), after `warmup` untimed steps
+ * per batch size in the first round.
  */
-function timeDecodeRounds(g: Built, steps: Record<number, number>, rounds: number, bps: number) {
+function timeDecodeRounds(
+  g: Built,
+  steps: Record<number, number>,
+  rounds: number,
+  bps: number,
+  warmup = 1,
+): Record<number, { median: number; best: number }> {
   const batches = Object.keys(steps).map(Number);
   const times: Record<number, number[]> = {};
   const metas: Record<number, StepMeta[]> = {};
   for (const n of batches) {
     times[n] = [];
-    metas[n] = Array.from({ length: 1 + steps[n] }, (_, i) => decodeMeta(n, i, bps, g.cfg.vocabSize));
+    metas[n] = Array.from({ length: warmup + steps[n] }, (_, i) => decodeMeta(n, i, bps, g.cfg.vocabSize));
   }
   for (let r = 0; r < rounds; r++)
     for (const n of batches) {
       const rows = Int32Array.from({ length: n }, (_, i) => i);
       metas[n].forEach((m, i) => {
-        if (i === 0 && r > 0) return;
+        if (i < warmup && r > 0) return;
         const t0 = performance.now();
         g.graph.forward(m, rows);
-        if (i > 0) times[n].push((performance.now() - t0) / 1e3);
+        if (i >= warmup) times[n].push((performance.now() - t0) / 1e3);
       });
     }
   return Object.fromEntries(batches.map((n) => [n, { median: median(times[n]), best: Math.min(...times[n]) }]));

@@ -80,8 +80,8 @@ static inline size_t attn_scratch_floats(int rows, int headDim) {
   return (size_t)rows * headDim + 2 * (size_t)rows + (size_t)rows * ATTN_BK + 2 * (size_t)ATTN_BK * headDim + 64;
 }
 
-/** Most 16-row activation blocks per AMX call with int8/int4 weights (their f32 accumulators stay in L1). */
-constexpr int AMX_QUANT_BLOCKS = 4;
+/** Most 16-row activation blocks per AMX call (with int8/int4 weights their f32 accumulators stay in L1). */
+constexpr int AMX_CALL_BLOCKS = 4;
 
 /** Packed activations for one AMX call: `blocks` 16-row blocks from amxPackX, `rows` valid rows in all. */
 struct AmxX {

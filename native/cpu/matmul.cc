@@ -36,7 +36,6 @@ void matmul_amx(Context& c, float* y, const float* x, const WeightT& w, const fl
   if (blocksPerChunk < 1) blocksPerChunk = 1;
   const int chunk = blocksPerChunk * 16;
   const bool i4 = m.storage == ST_INT4;
-  const bool quant = i4 || m.storage == ST_INT8;
   const int nBlocks = (N + 31) / 32;
   // Bytes of one 32-row weight block (rows are contiguous, so a block is one range) and of its scales.
   const size_t rowBytes = m.storage == ST_BF16 || m.storage == ST_F16 ? (size_t)Kp * 2
@@ -72,19 +71,17 @@ void matmul_amx(Context& c, float* y, const float* x, const WeightT& w, const fl
           Kt->amxPanel(m, n0, cols, panel);
           a = panel;
         }
-        // The next block's weights are prefetched in slices while this block runs against the row blocks
-        // (int8/int4 take up to AMX_QUANT_BLOCKS row blocks per call: the weight tiles are then loaded once per
-        // group for all of them).
+        // The next block's weights are prefetched in slices while this block runs against the row blocks,
+        // AMX_CALL_BLOCKS of them per call (int8/int4 then load each group's weight tiles once for all).
         const char* next = (const char*)m.data + (size_t)(n0 + 32) * rowBytes;
         const size_t nextBytes = next >= wEnd ? 0 : (size_t)(wEnd - next) < blockBytes ? (size_t)(wEnd - next) : blockBytes;
-        const int perCall = quant ? AMX_QUANT_BLOCKS : 1;
-        const int calls = (mb + perCall - 1) / perCall;
+        const int calls = (mb + AMX_CALL_BLOCKS - 1) / AMX_CALL_BLOCKS;
         const size_t slice = (nextBytes / calls + 63) / 64 * 64;
-        for (int i = 0, call = 0; i < mb; i += perCall, call++) {
+        for (int i = 0, call = 0; i < mb; i += AMX_CALL_BLOCKS, call++) {
           const size_t off = (size_t)call * slice;
           const char* pf = nextBytes > off ? next + off : nullptr;
           const size_t pfBytes = pf ? (nextBytes - off < slice ? nextBytes - off : slice) : 0;
-          const int blocks = mb - i < perCall ? mb - i : perCall;
+          const int blocks = mb - i < AMX_CALL_BLOCKS ? mb - i : AMX_CALL_BLOCKS;
           const int rowsIn = mRows - i * 16 < blocks * 16 ? mRows - i * 16 : blocks * 16;
           const AmxX xb{planes + i * planeElems, planeElems, xsum ? xsum + (size_t)i * G * 16 : nullptr,
                         (size_t)G * 16, blocks, rowsIn};
