@@ -52,10 +52,10 @@
       "conditions": [
         ["target_arch=='x64'", {
           "cflags": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx2", "-mfma", "-mf16c",
-                     "-mavx512vbmi", "-mamx-tile", "-mamx-bf16", "-Wno-uninitialized", "-Wno-maybe-uninitialized"],
+                     "-mavx512bf16", "-mamx-tile", "-mamx-bf16", "-Wno-uninitialized", "-Wno-maybe-uninitialized"],
           "xcode_settings": {
             "OTHER_CFLAGS": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx2", "-mfma", "-mf16c",
-                             "-mavx512vbmi", "-mamx-tile", "-mamx-bf16"]
+                             "-mavx512bf16", "-mamx-tile", "-mamx-bf16"]
           }
         }]
       ]

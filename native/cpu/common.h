@@ -80,15 +80,10 @@ static inline size_t attn_scratch_floats(int rows, int headDim) {
   return (size_t)rows * headDim + 2 * (size_t)rows + (size_t)rows * ATTN_BK + 2 * (size_t)ATTN_BK * headDim + 64;
 }
 
-/** Most 16-row activation blocks per AMX call (with int8/int4 weights their f32 accumulators stay in L1). */
-constexpr int AMX_CALL_BLOCKS = 4;
-
 /** Packed activations for one AMX call: `blocks` 16-row blocks from amxPackX, `rows` valid rows in all. */
 struct AmxX {
   const uint16_t* planes;
   size_t planeStride;  // bf16 elements from one block's planes to the next
-  const float* xsum;   // int4 only (else null): group sums, xsumStride floats apart
-  size_t xsumStride;
   int blocks, rows;
 };
 
@@ -130,15 +125,19 @@ struct KernelTable {
   float (*streamRead)(const void* p, size_t n);
 
   // ---- AMX GEMM (amx_gemm.inc; nullptr for every other ISA). Blocks: 16 activation rows × 32 weight rows.
-  /** Packs ≤ 16 rows of x into 3 bf16 planes (hi, mid, lo) of [Kp/2][16][2]; int4: group sums [Kp/32][16]. */
-  void (*amxPackX)(const float* x, int ldx, int K, int Kp, int rows, uint16_t* planes, float* xsum);
-  /** Weight rows [n0, n0+cnt) (cnt ≤ 32) as bf16 [32][Kp]: bf16 values or int8/int4 codes, zero beyond cnt. */
+  /** Packs ≤ 16 rows of x into 3 bf16 planes (hi, mid, lo) of [Kp/2][16][2]. */
+  void (*amxPackX)(const float* x, int ldx, int K, int Kp, int rows, uint16_t* planes);
+  /**
+   * Weight rows [n0, n0+cnt) (cnt ≤ 32) as bf16 [32][Kp], zero beyond cnt: bf16 values, int8/int4 as
+   * bf16(x̂) of their dequantized value, f16 as two panels (hi, lo).
+   */
   void (*amxPanel)(const MatW& w, int n0, int cnt, uint16_t* dst);
   /**
-   * y[m][c] = x[m]·W[n0+c] (+bias[c]), m < x.rows ≤ 16·x.blocks, c < cols ≤ 32; a = 32 rows of bf16 (stride
-   * lda). Meanwhile prefetches [pf, pf + pfBytes) to L2 (pf may be null).
+   * y[m][c] = x[m]·W[c] (+bias[c]), m < x.rows ≤ 16·x.blocks, c < cols ≤ 32; a = those 32 weight rows as
+   * bf16 (stride lda: the weights in place or amxPanel). Meanwhile prefetches [pf, pf + pfBytes) to L2 (pf
+   * may be null).
    */
-  void (*amxBlock)(const MatW& w, const uint16_t* a, int lda, int n0, const AmxX& x, float* y, int ldy, int cols,
+  void (*amxBlock)(const MatW& w, const uint16_t* a, int lda, const AmxX& x, float* y, int ldy, int cols,
                    const float* bias, const char* pf, size_t pfBytes);
 };
 

@@ -31,8 +31,8 @@ bool cpu_supports_avx512() {
 }
 bool cpu_supports_amx() {
   static const bool ok = [] {
-    // the AMX kernels also use AVX512-VBMI (byte permutes: int8 → bf16 panels), present on every AMX CPU
-    if (!cpu_supports_avx512() || !__builtin_cpu_supports("avx512vbmi")) return false;
+    // the AMX kernels also use AVX512-BF16 (vcvtne2ps2bf16: int8/int4 → bf16 panels), on every AMX CPU
+    if (!cpu_supports_avx512() || !__builtin_cpu_supports("avx512bf16")) return false;
     unsigned a, b, c, d;
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
     const bool tile = d & (1u << 24), bf16 = d & (1u << 22);
@@ -72,7 +72,7 @@ const KernelTable* select_kernels(const std::string& want, std::string* err) {
   }
   if (want == "amx") {
     if (a512 && kernels_amx() && cpu_supports_amx()) return kernels_amx();
-    *err = "this CPU, OS (tile state permission) or build lacks AMX-TILE/AMX-BF16 (or AVX512-VBMI)";
+    *err = "this CPU, OS (tile state permission) or build lacks AMX-TILE/AMX-BF16 (or AVX512-BF16)";
     return nullptr;
   }
   *err = "unknown ISA \"" + want + "\" (expected scalar, avx2, avx512 or amx)";

@@ -9,7 +9,8 @@
 //            in place) and run every row tile against it from L1/L2 (phase 2). Rows are processed in
 //            chunks whose packed activations stay within ~1 MB (L2). With AMX: tile GEMM (below).
 //  Arithmetic is f32 with f32 activations, except the int8 GEMV on AVX-512 (int16 activations) and the
-//  AMX tiles (activations split into bf16 terms): see the accuracy notes in cpu-backend.ts.
+//  AMX tiles (activations split into bf16 terms, int8/int4 weights rounded to bf16): see the accuracy
+//  notes in cpu-backend.ts and amx_gemm.inc.
 #include <cstring>
 
 #include "context.h"
@@ -18,26 +19,23 @@ namespace loom {
 
 namespace {
 constexpr size_t kPackedBytes = 1 << 20;
-/** Past the GEMV rows, the AMX tier uses tile GEMM for bf16/int8/int4 weights (a half-empty 16-row tile
- * still beats the broadcast-FMA kernel: 5120×960 bf16 at 8 rows took ~0.8 ms against ~1.8 ms). */
-constexpr int kAmxMinRows = 5;
 
 /**
  * AMX GEMM (kernels with amxBlock): phase 1 packs 16-row activation blocks into bf16 hi/mid/lo planes;
  * phase 2 splits W into 32-row blocks across threads, each block multiplied with every activation block
- * (bf16 weights straight from memory, int8/int4 codes widened into a per-thread panel).
+ * of the chunk in one call (bf16 weights straight from memory, f16/int8/int4 converted into a per-thread
+ * bf16 panel first), which prefetches the next weight block to L2 along the way.
  */
 void matmul_amx(Context& c, float* y, const float* x, const WeightT& w, const float* bias, int rows) {
   const MatW& m = w.mat;
   const KernelTable* Kt = c.K;
-  const int N = m.N, K = m.K, Kp = m.Kp, G = Kp / QGROUP;
+  const int N = m.N, K = m.K, Kp = m.Kp;
   const size_t planeElems = (size_t)3 * Kp * 16;  // bf16 per 16-row block
   int blocksPerChunk = (int)(kPackedBytes / (planeElems * 2));
   if (blocksPerChunk < 1) blocksPerChunk = 1;
   const int chunk = blocksPerChunk * 16;
-  const bool i4 = m.storage == ST_INT4;
   const int nBlocks = (N + 31) / 32;
-  // Bytes of one 32-row weight block (rows are contiguous, so a block is one range) and of its scales.
+  // Bytes of one 32-row weight block (rows are contiguous, so a block is one range).
   const size_t rowBytes = m.storage == ST_BF16 || m.storage == ST_F16 ? (size_t)Kp * 2
                           : m.storage == ST_INT8                      ? (size_t)Kp
                                                                       : (size_t)Kp / 2;
@@ -50,15 +48,14 @@ void matmul_amx(Context& c, float* y, const float* x, const WeightT& w, const fl
     const int mRows = rows - m0 < chunk ? rows - m0 : chunk;
     const int mb = (mRows + 15) / 16;
     uint16_t* planes = reinterpret_cast<uint16_t*>(c.xt.floats(mb * planeElems / 2 + 16));
-    float* xsum = i4 ? c.xpad.floats((size_t)mb * G * 16) : nullptr;
     auto pack = [&](long b, long e, int) {
       for (long i = b; i < e; i++) {
         const int r = mRows - (int)i * 16 < 16 ? mRows - (int)i * 16 : 16;
-        Kt->amxPackX(x + (size_t)(m0 + i * 16) * K, K, K, Kp, r, planes + i * planeElems,
-                     xsum ? xsum + (size_t)i * G * 16 : nullptr);
+        Kt->amxPackX(x + (size_t)(m0 + i * 16) * K, K, K, Kp, r, planes + i * planeElems);
       }
     };
     c.pool->parallelFor(mb, 1, nt, pack);
+    const AmxX xb{planes, planeElems, mb, mRows};
     auto gemm = [&](long b, long e, int tid) {
       uint16_t* panel = reinterpret_cast<uint16_t*>(c.threadScratch(tid, panelFloats));
       for (long nb = b; nb < e; nb++) {
@@ -71,23 +68,10 @@ void matmul_amx(Context& c, float* y, const float* x, const WeightT& w, const fl
           Kt->amxPanel(m, n0, cols, panel);
           a = panel;
         }
-        // The next block's weights are prefetched in slices while this block runs against the row blocks,
-        // AMX_CALL_BLOCKS of them per call (int8/int4 then load each group's weight tiles once for all).
         const char* next = (const char*)m.data + (size_t)(n0 + 32) * rowBytes;
         const size_t nextBytes = next >= wEnd ? 0 : (size_t)(wEnd - next) < blockBytes ? (size_t)(wEnd - next) : blockBytes;
-        const int calls = (mb + AMX_CALL_BLOCKS - 1) / AMX_CALL_BLOCKS;
-        const size_t slice = (nextBytes / calls + 63) / 64 * 64;
-        for (int i = 0, call = 0; i < mb; i += AMX_CALL_BLOCKS, call++) {
-          const size_t off = (size_t)call * slice;
-          const char* pf = nextBytes > off ? next + off : nullptr;
-          const size_t pfBytes = pf ? (nextBytes - off < slice ? nextBytes - off : slice) : 0;
-          const int blocks = mb - i < AMX_CALL_BLOCKS ? mb - i : AMX_CALL_BLOCKS;
-          const int rowsIn = mRows - i * 16 < blocks * 16 ? mRows - i * 16 : blocks * 16;
-          const AmxX xb{planes + i * planeElems, planeElems, xsum ? xsum + (size_t)i * G * 16 : nullptr,
-                        (size_t)G * 16, blocks, rowsIn};
-          Kt->amxBlock(m, a, Kp, n0, xb, y + (size_t)(m0 + i * 16) * N + n0, N, cols, bias ? bias + n0 : nullptr, pf,
-                       pfBytes);
-        }
+        Kt->amxBlock(m, a, Kp, xb, y + (size_t)m0 * N + n0, N, cols, bias ? bias + n0 : nullptr,
+                     nextBytes ? next : nullptr, nextBytes);
       }
     };
     c.pool->parallelFor(nBlocks, 1, nt, gemm);
@@ -108,7 +92,9 @@ void matmul(Context& c, float* y, const float* x, const WeightT& w, const float*
     return;
   }
 
-  if (Kt->amxBlock && rows >= kAmxMinRows && amx_storage(m.storage)) {
+  // Past the GEMV rows (8 there), the AMX tier runs tile GEMM for every storage but f32: even a half-empty
+  // 16-row tile beats the broadcast-FMA kernel (5120×960 bf16 at 8 rows: ~0.8 ms against ~1.8 ms).
+  if (Kt->amxBlock && amx_storage(m.storage)) {
     matmul_amx(c, y, x, w, bias, rows);
     return;
   }

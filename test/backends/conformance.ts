@@ -10,10 +10,12 @@
  *                                                 f16/bf16 and decoded to f32 (the only difference is the
  *                                                 order of the f32 accumulation)
  *   int8, int4 weights ................... 1e-4  against the reference given src/formats/quant.ts's
- *                                                 quantize → dequantize of the same weights
+ *                                                 quantize → dequantize of the same weights (for the
+ *                                                 CPU AMX GEMM, ≥ 9 rows: those values rounded to bf16,
+ *                                                 as its weight panels hold them)
  *   (measured maxima over the scalar/avx2/avx512/amx paths: f32 1.8e-6, f16 2.4e-6, bf16 4.3e-6,
  *   int8 3.4e-5, int4 1.1e-5 — the AVX-512 int8 GEMV quantizes activations to int16 per group of 32,
- *   the AMX int8/int4 path splits them into two bf16 terms)
+ *   the AMX GEMM splits them into two bf16 terms)
  *   embed (any storage) .................. exact (dequantization is bit-identical to quant.ts)
  *   norms, rope, activations, add ........ 1e-5
  *   attention, KV f32 .................... 1e-4
@@ -23,7 +25,16 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import type { Backend, Buf, HostTensor, KvDType, KvLayer, StepMeta, StorageDType } from "../../src/backends/backend.ts";
+import type {
+  Backend,
+  Buf,
+  HostTensor,
+  KvDType,
+  KvLayer,
+  StepMeta,
+  StorageDType,
+  Weight,
+} from "../../src/backends/backend.ts";
 import { ReferenceBackend } from "../../src/backends/reference/reference-backend.ts";
 import { f16ToF32, f32ToBf16, hostBf16, hostF32, toFloat32 } from "../../src/formats/dtype.ts";
 import { f32ToF16, fakeQuantize, QGROUP, quantizeInt8Group } from "../../src/formats/quant.ts";
@@ -34,6 +45,19 @@ export const TOL = {
   elementwise: 1e-5,
   attention: 1e-4,
 } as const;
+
+export type Tolerances = { [K in keyof typeof TOL]: number };
+
+/** What a backend's run of the suite does differently from the defaults. */
+export interface ConformanceOptions {
+  /** Tolerances that differ from TOL (a tensor-core run's matmul). */
+  tol?: Partial<Tolerances>;
+  /**
+   * From this many rows on, int8/int4 matmuls multiply bf16(x̂) instead of x̂ (the CPU AMX GEMM rounds
+   * its dequantized weight panels to bf16: native/cpu/amx_gemm.inc); the oracle rounds the same way.
+   */
+  quantGemmBf16FromRows?: number;
+}
 
 /**
  * Whole-model logits (absolute) with int8 weights against a reference given the same dequantized weights:
@@ -94,14 +118,44 @@ const bf16Round = (x: number) => {
 };
 const f16Round = (x: number) => f16ToF32(f32ToF16(x));
 
-/** The f32 weight the reference must use so that it multiplies exactly what `storage` stores. */
-export function oracleWeight(t: HostTensor, storage: StorageDType): HostTensor {
+/**
+ * The f32 weight the reference must use so that it multiplies exactly what `storage` stores (with
+ * `quantAsBf16`, int8/int4 values rounded to bf16 as the CPU AMX GEMM multiplies them).
+ */
+export function oracleWeight(t: HostTensor, storage: StorageDType, quantAsBf16 = false): HostTensor {
   const v = toFloat32(t);
   if (t.shape.length < 2 || storage === "f32") return hostF32(v, t.shape);
   const [rows, cols] = [t.shape[0], v.length / t.shape[0]];
-  if (storage === "int8" || storage === "int4") return hostF32(fakeQuantize(v, rows, cols, storage), t.shape);
+  if (storage === "int8" || storage === "int4") {
+    const dq = fakeQuantize(v, rows, cols, storage);
+    return hostF32(quantAsBf16 ? dq.map(bf16Round) : dq, t.shape);
+  }
   const round = storage === "bf16" ? bf16Round : f16Round;
   return hostF32(v.map(round), t.shape);
+}
+
+/**
+ * The reference, multiplying exactly the values a backend storing `storage` multiplies: weights rounded
+ * or dequantized as stored (oracleWeight), and with `quantGemmBf16FromRows` int8/int4 matmuls of that
+ * many rows on bf16(x̂) (embed and smaller matmuls keep x̂).
+ */
+export class StorageReference extends ReferenceBackend {
+  private readonly gemmWeights = new WeakMap<Weight, Weight>();
+  constructor(private readonly opts: ConformanceOptions = {}) {
+    super();
+  }
+  override weight(t: HostTensor, storage: StorageDType = "f32"): Weight {
+    const exact = super.weight(oracleWeight(t, storage), storage);
+    if (this.opts.quantGemmBf16FromRows !== undefined && (storage === "int8" || storage === "int4")) {
+      this.gemmWeights.set(exact, super.weight(oracleWeight(t, storage, true), storage));
+    }
+    return exact;
+  }
+  override matmul(out: Buf, x: Buf, w: Weight, bias: Weight | null, rows: number): void {
+    const gemm =
+      rows >= (this.opts.quantGemmBf16FromRows ?? Number.POSITIVE_INFINITY) ? this.gemmWeights.get(w) : undefined;
+    super.matmul(out, x, gemm ?? w, bias, rows);
+  }
 }
 
 /** What the KV cache of `dtype` stores for the K/V parts of qkv rows (f32 values). */
@@ -367,7 +421,8 @@ const ATTN_CASES: AttnCase[] = [
   },
 ];
 
-export function runConformance(name: string, makeBackend: () => Backend): void {
+export function runConformance(name: string, makeBackend: () => Backend, opts: ConformanceOptions = {}): void {
+  const tol: Tolerances = { ...TOL, ...opts.tol };
   describe(`conformance: ${name}`, () => {
     let be: Backend;
     let P: Pair;
@@ -394,7 +449,8 @@ export function runConformance(name: string, makeBackend: () => Backend): void {
                 : hostF32(wv, [N, K]);
           const w = be.weight(host, storage);
           assert.equal(w.storage, storage);
-          const wr = P.ref.weight(oracleWeight(host, storage));
+          const quantAsBf16 = rows >= (opts.quantGemmBf16FromRows ?? Number.POSITIVE_INFINITY);
+          const wr = P.ref.weight(oracleWeight(host, storage, quantAsBf16));
           const withBias = seed % 3 === 0;
           const bias = withBias ? randn(N, seed + 7) : null;
           const b = bias ? be.weight(hostF32(bias, [N])) : null;
@@ -404,7 +460,7 @@ export function runConformance(name: string, makeBackend: () => Backend): void {
           be.matmul(y[0], x[0], w, b, rows);
           P.ref.matmul(y[1], x[1], wr, br, rows);
           const [got, want] = P.read(y, rows * N);
-          assertClose(got, want, TOL.matmul, `matmul ${storage} rows=${rows} K=${K} N=${N} bias=${withBias}`);
+          assertClose(got, want, tol.matmul, `matmul ${storage} rows=${rows} K=${K} N=${N} bias=${withBias}`);
         }
       }
     });
@@ -451,18 +507,18 @@ export function runConformance(name: string, makeBackend: () => Backend): void {
           const out = P.buf(rows * dim);
           be.rmsNorm(out[0], x[0], wb, rows, dim, 1e-6, plusOne);
           P.ref.rmsNorm(out[1], x[1], wr, rows, dim, 1e-6, plusOne);
-          assertClose(...P.read(out, rows * dim), TOL.elementwise, `rmsNorm ${rows}x${dim} plusOne=${plusOne}`);
+          assertClose(...P.read(out, rows * dim), tol.elementwise, `rmsNorm ${rows}x${dim} plusOne=${plusOne}`);
           // in place (out aliases x)
           be.rmsNorm(x[0], x[0], wb, rows, dim, 1e-5, plusOne);
           P.ref.rmsNorm(x[1], x[1], wr, rows, dim, 1e-5, plusOne);
-          assertClose(...P.read(x, rows * dim), TOL.elementwise, `rmsNorm in place ${rows}x${dim}`);
+          assertClose(...P.read(x, rows * dim), tol.elementwise, `rmsNorm in place ${rows}x${dim}`);
           // fused residual add + norm
           const res = P.buf(rows * dim, randn(rows * dim, seed + 2, 2));
           const add = P.buf(rows * dim, randn(rows * dim, seed + 3, 2));
           be.addRmsNorm(out[0], res[0], add[0], wb, rows, dim, 1e-6, plusOne);
           P.ref.addRmsNorm(out[1], res[1], add[1], wr, rows, dim, 1e-6, plusOne);
-          assertClose(...P.read(out, rows * dim), TOL.elementwise, `addRmsNorm out ${rows}x${dim}`);
-          assertClose(...P.read(res, rows * dim), TOL.elementwise, `addRmsNorm residual ${rows}x${dim}`);
+          assertClose(...P.read(out, rows * dim), tol.elementwise, `addRmsNorm out ${rows}x${dim}`);
+          assertClose(...P.read(res, rows * dim), tol.elementwise, `addRmsNorm residual ${rows}x${dim}`);
         }
       }
     });
@@ -483,7 +539,7 @@ export function runConformance(name: string, makeBackend: () => Backend): void {
           P.ref.headNorm(x[1], rows, stride, 0, heads, headDim, wr, 1e-6, plusOne);
           be.headNorm(x[0], rows, stride, heads * headDim, kvHeads, headDim, wb, 1e-6, plusOne);
           P.ref.headNorm(x[1], rows, stride, heads * headDim, kvHeads, headDim, wr, 1e-6, plusOne);
-          assertClose(...P.read(x, rows * stride), TOL.elementwise, `headNorm rows=${rows} hd=${headDim}`);
+          assertClose(...P.read(x, rows * stride), tol.elementwise, `headNorm rows=${rows} hd=${headDim}`);
         }
       }
     });
@@ -510,7 +566,7 @@ export function runConformance(name: string, makeBackend: () => Backend): void {
         P.ref.rope(x[1], rows, stride, 0, p);
         be.rope(x[0], rows, stride, heads * headDim, pk);
         P.ref.rope(x[1], rows, stride, heads * headDim, pk);
-        assertClose(...P.read(x, rows * stride), TOL.elementwise, `rope hd=${headDim} rot=${rotaryDim}`);
+        assertClose(...P.read(x, rows * stride), tol.elementwise, `rope hd=${headDim} rot=${rotaryDim}`);
       }
     });
 
@@ -530,7 +586,7 @@ export function runConformance(name: string, makeBackend: () => Backend): void {
           const out = P.buf(rows * inter);
           be.gatedAct(out[0], g[0], rows, inter, act);
           P.ref.gatedAct(out[1], g[1], rows, inter, act);
-          assertClose(...P.read(out, rows * inter), TOL.elementwise, `gatedAct ${act} ${rows}x${inter}`);
+          assertClose(...P.read(out, rows * inter), tol.elementwise, `gatedAct ${act} ${rows}x${inter}`);
         }
       }
     });
@@ -541,7 +597,7 @@ export function runConformance(name: string, makeBackend: () => Backend): void {
         const b = P.buf(n, randn(n, n + 1));
         be.add(a[0], b[0], n);
         P.ref.add(a[1], b[1], n);
-        assertClose(...P.read(a, n), TOL.elementwise, `add ${n}`);
+        assertClose(...P.read(a, n), tol.elementwise, `add ${n}`);
       }
       const dim = 33;
       const x = P.buf(10 * dim, randn(10 * dim, 5));
@@ -554,7 +610,7 @@ export function runConformance(name: string, makeBackend: () => Backend): void {
 
     for (const kvDtype of ["f32", "bf16", "f16", "int8"] as KvDType[]) {
       test(`writeKv + paged attention, KV ${kvDtype}`, () => {
-        for (const c of ATTN_CASES) runAttnCase(P, c, kvDtype);
+        for (const c of ATTN_CASES) runAttnCase(P, c, kvDtype, tol);
       });
     }
 
@@ -588,7 +644,7 @@ export function runConformance(name: string, makeBackend: () => Backend): void {
         P.ref.copyBlocks([kv[1]], src, dst);
         const m2 = makeStep([{ cached: 40, add: 1, blocks: [5, 9, 3] }], bs);
         const out = stepBoth(P, m2, kv, randn(stride, 78), stride, heads, kvHeads, headDim, kvDtype, params);
-        assertClose(out[0], out[1], TOL.attention, `attention after copyBlocks (KV ${kvDtype})`);
+        assertClose(out[0], out[1], tol.attention, `attention after copyBlocks (KV ${kvDtype})`);
       }
     });
   });
@@ -630,7 +686,7 @@ function stepBoth(
   return P.read(out, T * heads * headDim);
 }
 
-function runAttnCase(P: Pair, c: AttnCase, kvDtype: KvDType): void {
+function runAttnCase(P: Pair, c: AttnCase, kvDtype: KvDType, tol: Tolerances): void {
   const { heads, kvHeads, headDim, blockSize: bs } = c;
   const nSeq = c.steps[0].length;
   const totals = Array.from({ length: nSeq }, (_, s) => c.steps.reduce((a, st) => a + st[s], 0));
@@ -662,7 +718,7 @@ function runAttnCase(P: Pair, c: AttnCase, kvDtype: KvDType): void {
         for (let i = 0; i < heads * headDim; i++) qkv[t * stride + i] *= c.qScale;
     }
     const [got, want] = stepBoth(P, meta, kv, qkv, stride, heads, kvHeads, headDim, kvDtype, params);
-    assertClose(got, want, TOL.attention, `attention "${c.name}" step ${k} (KV ${kvDtype})`);
+    assertClose(got, want, tol.attention, `attention "${c.name}" step ${k} (KV ${kvDtype})`);
     step.forEach((add, s) => {
       cached[s] += add;
     });

@@ -2,19 +2,19 @@
  * End to end: loadModel of real checkpoints on CpuBackend vs ReferenceBackend — prompt logits of every
  * position, then a few decode steps through the paged KV cache — must agree within 1e-3 (absolute).
  * Quantized/bf16 storage is compared with a reference that is handed the same rounded/dequantized weights
- * (src/formats/quant.ts), so only accumulation order differs — except int8 decode on AVX-512, whose GEMV
- * quantizes activations to int16 (INT8_LOGITS_TOL, conformance.ts).
+ * (src/formats/quant.ts; on amx the prompt's int8/int4 GEMMs rounded to bf16 as that kernel does), so
+ * only accumulation order differs — except int8 decode on AVX-512, whose GEMV quantizes activations to
+ * int16 (INT8_LOGITS_TOL, conformance.ts).
  */
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import type { HostTensor, StorageDType, Weight } from "../../src/backends/backend.ts";
-import { CpuBackend, type CpuIsa } from "../../src/backends/cpu/cpu-backend.ts";
-import { ReferenceBackend } from "../../src/backends/reference/reference-backend.ts";
+import type { StorageDType } from "../../src/backends/backend.ts";
+import { AMX_QUANT_BF16_MIN_ROWS, CpuBackend, type CpuIsa } from "../../src/backends/cpu/cpu-backend.ts";
 import { loadModel } from "../../src/models/model.ts";
 import { contiguousStep as step } from "../../src/models/validate.ts";
-import { INT8_LOGITS_TOL, oracleWeight } from "./conformance.ts";
+import { INT8_LOGITS_TOL, StorageReference } from "./conformance.ts";
 
 const root = (p: string) => fileURLToPath(new URL(`../../${p}`, import.meta.url));
 const MODELS = [
@@ -28,13 +28,6 @@ const MODELS = [
   "test/fixtures/models/arch-phi3",
 ].filter((p) => existsSync(root(p)));
 const TOL = 1e-3;
-
-/** The reference, but multiplying exactly the values a backend storing `storage` multiplies. */
-class StorageReference extends ReferenceBackend {
-  override weight(t: HostTensor, storage: StorageDType = "f32"): Weight {
-    return super.weight(oracleWeight(t, storage), storage);
-  }
-}
 
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   let m = 0;
@@ -69,8 +62,9 @@ describe("cpu backend end to end (loadModel, prompt + decode logits vs reference
         const opts = { maxTokens: 32, numBlocks: 4, blockSize: 16, storage };
         // 4 blocks of 16 = 64 slots: the prompt and the decode steps cross block boundaries.
         const a = loadModel(root(model), cpu, opts);
-        const b = loadModel(root(model), new StorageReference(), opts);
-        // 20 tokens: enough rows for the GEMM paths (AMX from 16 rows), then decode (GEMV).
+        const gemm = isa === "amx" ? { quantGemmBf16FromRows: AMX_QUANT_BF16_MIN_ROWS } : {};
+        const b = loadModel(root(model), new StorageReference(gemm), opts);
+        // 20 tokens: enough rows for the GEMM paths (AMX past the GEMV's 8), then decode (GEMV).
         const prompt = [1, 17, 300, 42, 7, 999, 5, 23, 64, 3, 11, 2, 88, 410, 6, 19, 250, 31, 77, 1000];
         const rows = Int32Array.from(prompt.map((_, i) => i));
         const la = a.graph.forward(step(prompt, 0, 4), rows).slice();

@@ -1,14 +1,18 @@
 /**
  * The native CPU backend against the reference: the conformance suite once per kernel set this CPU can
- * run (scalar, avx2, avx512 — forced through the `isa` option, as LOOM_CPU_ISA does), plus error
+ * run (scalar, avx2, avx512, amx — forced through the `isa` option, as LOOM_CPU_ISA does), plus error
  * handling. Skipped with a message when the addon is not built.
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { CpuBackend, type CpuIsa } from "../../src/backends/cpu/cpu-backend.ts";
+import { AMX_QUANT_BF16_MIN_ROWS, CpuBackend, type CpuIsa } from "../../src/backends/cpu/cpu-backend.ts";
 import { hostF32 } from "../../src/formats/dtype.ts";
 import { quantizeInt4, quantizeInt8 } from "../../src/formats/quant.ts";
-import { runConformance } from "./conformance.ts";
+import { type ConformanceOptions, runConformance } from "./conformance.ts";
+
+/** The amx GEMM multiplies int8/int4 weights as bf16 (cpu-backend.ts); every other kernel set the exact x̂. */
+const conformanceOptions = (isa: CpuIsa): ConformanceOptions =>
+  isa === "amx" ? { quantGemmBf16FromRows: AMX_QUANT_BF16_MIN_ROWS } : {};
 
 const probe = CpuBackend.tryLoad({ threads: 1 });
 const skip = "error" in probe ? `native CPU backend unavailable: ${probe.error}` : false;
@@ -23,10 +27,11 @@ if (skip) {
       test(`conformance: cpu-${isa}`, { skip: `this CPU cannot run ${isa}` }, () => {});
       continue;
     }
-    runConformance(`cpu-${isa}`, () => new CpuBackend({ isa }));
+    runConformance(`cpu-${isa}`, () => new CpuBackend({ isa }), conformanceOptions(isa));
   }
   // Three threads on any machine: uneven static chunks and more workers than some ops have rows.
-  runConformance(`cpu-${isas.at(-1)} (3 threads)`, () => new CpuBackend({ isa: isas.at(-1), threads: 3 }));
+  const best = isas.at(-1) as CpuIsa;
+  runConformance(`cpu-${best} (3 threads)`, () => new CpuBackend({ isa: best, threads: 3 }), conformanceOptions(best));
 
   describe("cpu backend: loading and errors", () => {
     test("tryLoad reports an unavailable or unknown ISA as one line instead of throwing", () => {

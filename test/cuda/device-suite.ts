@@ -7,13 +7,12 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import type { HostTensor, StepMeta, StorageDType, Weight } from "../../src/backends/backend.ts";
+import type { StepMeta, StorageDType } from "../../src/backends/backend.ts";
 import { CudaBackend } from "../../src/backends/cuda/cuda-backend.ts";
 import { CudaGraphBackend } from "../../src/backends/cuda/graph-backend.ts";
-import { ReferenceBackend } from "../../src/backends/reference/reference-backend.ts";
 import { loadModel } from "../../src/models/model.ts";
 import { argmax, logSumExp } from "../../src/sampler/sampler.ts";
-import { oracleWeight, randn } from "../backends/conformance.ts";
+import { randn, StorageReference } from "../backends/conformance.ts";
 
 const MODEL = fileURLToPath(new URL("../../models/tiny-llama", import.meta.url));
 
@@ -36,12 +35,6 @@ function step(ids: number[], add: number, maxBlocks: number): { meta: StepMeta; 
     },
     rows: Int32Array.from([T - 1]),
   };
-}
-
-class StorageReference extends ReferenceBackend {
-  override weight(t: HostTensor, storage: StorageDType = "f32"): Weight {
-    return super.weight(oracleWeight(t, storage), storage);
-  }
 }
 
 /**

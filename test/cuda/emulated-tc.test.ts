@@ -1,13 +1,11 @@
 /**
  * The conformance suite on the CPU emulation of the CUDA kernels (emulated.test.ts) with the default
  * matmul routing: bf16 matmuls of ≥ 9 rows through the (emulated) cuBLAS GemmEx on bf16-rounded
- * activations, with conformance-tc.test.ts's tolerance. Its own file because that tolerance override
- * must not leak into other suites.
+ * activations, with conformance-tc.test.ts's matmul tolerance (1e-2).
  */
 import { existsSync } from "node:fs";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import type { Backend } from "../../src/backends/backend.ts";
 
 const path =
   process.env.LOOM_CUDA_EMU_ADDON ?? fileURLToPath(new URL("../../build/cuda-emu/loom_cuda.node", import.meta.url));
@@ -19,10 +17,6 @@ if (!existsSync(path)) {
 } else {
   process.env.LOOM_CUDA_ADDON = path;
   const { CudaBackend } = await import("../../src/backends/cuda/cuda-backend.ts");
-  const { runConformance, TOL } = await import("../backends/conformance.ts");
-  type Tolerances = { -readonly [K in keyof typeof TOL]: number };
-  const BF16_TOL = { ...TOL, matmul: 1e-2 };
-  const run = runConformance as (name: string, make: () => Backend, tol?: Partial<Tolerances>) => void;
-  if (run.length < 3) Object.assign(TOL as Tolerances, BF16_TOL);
-  run("cuda-emulated (bf16 GEMMs through cuBLAS)", () => new CudaBackend(), BF16_TOL);
+  const { runConformance } = await import("../backends/conformance.ts");
+  runConformance("cuda-emulated (bf16 GEMMs through cuBLAS)", () => new CudaBackend(), { tol: { matmul: 1e-2 } });
 }

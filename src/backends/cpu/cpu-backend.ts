@@ -13,13 +13,13 @@
  *   Int32Arrays, copied once by beginStep), so a forward pass allocates nothing in JS.
  * - Weight storage: f32, f16, bf16, int8, int4 (src/formats/quant.ts is the spec), rows padded to a
  *   multiple of 32 columns.
- * - Matmul: rows ≤ 4 → GEMV: each weight row streamed once (a thread reads its rows as 8 interleaved
+ * - Matmul: rows ≤ 4 (8 on avx512/amx) → GEMV: each weight row streamed once (a thread reads its rows as 8 interleaved
  *   sequential streams, which the hardware prefetchers follow), weights dequantized in registers (int4
  *   scale and min applied once per group; bf16 split into even/odd lanes with one shift + one AND; int8
  *   on avx512/amx: one vpmaddwd per group of 32 against int16-quantized activations). More rows → GEMM:
  *   avx2/avx512 dequantize a panel of weight rows to f32 once and reuse it from cache for every tile of
- *   rows (broadcast-FMA micro-kernel); amx (≥ 5 rows, bf16/int8/int4 weights) multiplies bf16 tiles
- *   (even a half-empty 16-row tile costs less than the broadcast-FMA kernel).
+ *   rows (broadcast-FMA micro-kernel); amx multiplies bf16 tiles for bf16/f16/int8/int4 weights (f32
+ *   weights take the avx512 GEMM).
  *
  * Accuracy choices (all within the conformance tolerances, test/backends/conformance.ts):
  * - Activations are never rounded to bf16 or quantized to int8: that is what AVX-512 BF16 (vdpbf16ps)
@@ -29,9 +29,19 @@
  *   its own scale (error ≤ 1.5e-5 of the group's largest value, ~250× below the int8 weights' own
  *   rounding), which halves its vector work so batch-1 decode keeps up with memory.
  * - amx splits each activation into bf16 terms (x = hi + mid, ~2⁻¹⁷ of each value: ~1e-5 of the output
- *   scale; hi + mid + lo for f16 weights) and multiplies them with the exact bf16 weights / int8-int4
- *   codes, applying the per-group scales in f32.
+ *   scale; hi + mid + lo for f16 weights) and multiplies them with the exact bf16 / f16 (hi + lo)
+ *   weights. int8/int4 weights are dequantized to bf16 (x̂ of quant.ts rounded to nearest even, ≤ 2⁻⁹
+ *   of each weight: its RMS is ~1/10 of the int8 rounding error itself, so top-1 agreement and KL
+ *   against f32 stay where they were) — so that the tiles accumulate over all of K instead of folding
+ *   every group's product into f32, 1.4× faster at 64 rows. Decode (GEMV) multiplies the exact x̂.
  */
+
+/**
+ * On the amx ISA, matmuls of at least this many rows (past the GEMV's 8) with int8/int4 weights multiply
+ * bf16(x̂) (above); the tests' oracles round the same way from here on.
+ */
+export const AMX_QUANT_BF16_MIN_ROWS = 9;
+
 import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
 import type { QuantizedMatrix } from "../../formats/quant.ts";
