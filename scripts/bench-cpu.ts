@@ -3,7 +3,7 @@
  *
  *   node --import tsx scripts/bench-cpu.ts [--json out.json] [--threads N] [--isa scalar|avx2|avx512|amx]
  *                                          [--kv bf16|f32|f16|int8] [--quick]
- *   node --import tsx scripts/bench-cpu.ts --profile [tiny-llama|smol360m] [bf16|int8|…] [batch]
+ *   node --import tsx scripts/bench-cpu.ts --profile [tiny-llama|smol360m] [bf16|int8|…] [batch] [steps]
  *       (per-op time breakdown of decode steps)
  *
  * (a) memory bandwidth probe (multi-threaded streaming read of 1 GB) and GEMV 4096×4096 with bf16 and
@@ -336,9 +336,8 @@ function sectionReference() {
 }
 
 /** Per-op breakdown of decode steps (wraps the backend's methods with timers). */
-function sectionProfile(model: string, storage: StorageDType, n: number) {
+function sectionProfile(model: string, storage: StorageDType, n: number, steps: number) {
   const be = cpuBackend();
-  const steps = 8;
   const bps = Math.ceil((CTX + 2 + steps + 1) / BLOCK);
   const g = build(model, be, storage, n * bps, n);
   const prof = new Map<string, number>();
@@ -409,7 +408,7 @@ function runChild(section: string, params: string[] = []): Record<string, unknow
 
 if (flag("--profile")) {
   const p = args.slice(args.indexOf("--profile") + 1).filter((a) => !a.startsWith("--"));
-  sectionProfile(p[0] ?? "smol360m", (p[1] ?? "int8") as StorageDType, Number(p[2] ?? 1));
+  sectionProfile(p[0] ?? "smol360m", (p[1] ?? "int8") as StorageDType, Number(p[2] ?? 1), Number(p[3] ?? 8));
   process.exit(0);
 }
 

@@ -31,6 +31,7 @@ void matmul_amx(Context& c, float* y, const float* x, const WeightT& w, const fl
   const KernelTable* Kt = c.K;
   const int N = m.N, K = m.K, Kp = m.Kp;
   const size_t planeElems = (size_t)3 * Kp * 16;  // bf16 per 16-row block
+  const int terms = m.storage == ST_F16 ? 3 : 2;   // activation planes the tiles use (amx_gemm.inc)
   int blocksPerChunk = (int)(kPackedBytes / (planeElems * 2));
   if (blocksPerChunk < 1) blocksPerChunk = 1;
   const int chunk = blocksPerChunk * 16;
@@ -51,7 +52,7 @@ void matmul_amx(Context& c, float* y, const float* x, const WeightT& w, const fl
     auto pack = [&](long b, long e, int) {
       for (long i = b; i < e; i++) {
         const int r = mRows - (int)i * 16 < 16 ? mRows - (int)i * 16 : 16;
-        Kt->amxPackX(x + (size_t)(m0 + i * 16) * K, K, K, Kp, r, planes + i * planeElems);
+        Kt->amxPackX(x + (size_t)(m0 + i * 16) * K, K, K, Kp, r, terms, planes + i * planeElems);
       }
     };
     c.pool->parallelFor(mb, 1, nt, pack);
