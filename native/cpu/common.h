@@ -125,7 +125,7 @@ struct KernelTable {
   float (*streamRead)(const void* p, size_t n);
 
   // ---- AMX GEMM (amx_gemm.inc; nullptr for every other ISA). Blocks: 16 activation rows × 32 weight rows.
-  /** Packs ≤ 16 rows of x into bf16 planes (hi, mid and with terms = 3 lo) of [Kp/2][16][2], 3 planes apart. */
+  /** Packs ≤ 16 rows of x into the first `terms` bf16 planes (hi, mid, lo) of [Kp/2][16][2], Kp·16 apart. */
   void (*amxPackX)(const float* x, int ldx, int K, int Kp, int rows, int terms, uint16_t* planes);
   /**
    * Weight rows [n0, n0+cnt) (cnt ≤ 32) as bf16 [32][Kp], zero beyond cnt: bf16 values, int8/int4 as

@@ -9,8 +9,8 @@
 //            in place) and run every row tile against it from L1/L2 (phase 2). Rows are processed in
 //            chunks whose packed activations stay within ~1 MB (L2). With AMX: tile GEMM (below).
 //  Arithmetic is f32 with f32 activations, except the int8 GEMV on AVX-512 (int16 activations) and the
-//  AMX tiles (activations split into bf16 terms, int8/int4 weights rounded to bf16): see the accuracy
-//  notes in cpu-backend.ts and amx_gemm.inc.
+//  AMX tiles (activations split into bf16 terms; int8/int4 weights and activations rounded to bf16): see
+//  the accuracy notes in cpu-backend.ts and amx_gemm.inc.
 #include <cstring>
 
 #include "context.h"
@@ -31,7 +31,8 @@ void matmul_amx(Context& c, float* y, const float* x, const WeightT& w, const fl
   const KernelTable* Kt = c.K;
   const int N = m.N, K = m.K, Kp = m.Kp;
   const size_t planeElems = (size_t)3 * Kp * 16;  // bf16 per 16-row block
-  const int terms = m.storage == ST_F16 ? 3 : 2;   // activation planes the tiles use (amx_gemm.inc)
+  // activation planes the tiles read (amx_gemm.inc): hi + mid + lo for f16, hi + mid for bf16, hi for int8/int4
+  const int terms = m.storage == ST_F16 ? 3 : m.storage == ST_BF16 ? 2 : 1;
   int blocksPerChunk = (int)(kPackedBytes / (planeElems * 2));
   if (blocksPerChunk < 1) blocksPerChunk = 1;
   const int chunk = blocksPerChunk * 16;

@@ -11,11 +11,11 @@
  *                                                 order of the f32 accumulation)
  *   int8, int4 weights ................... 1e-4  against the reference given src/formats/quant.ts's
  *                                                 quantize → dequantize of the same weights (for the
- *                                                 CPU AMX GEMM, ≥ 9 rows: those values rounded to bf16,
- *                                                 as its weight panels hold them)
+ *                                                 CPU AMX GEMM, ≥ 9 rows: those values and the
+ *                                                 activations rounded to bf16, as it multiplies them)
  *   (measured maxima over the scalar/avx2/avx512/amx paths: f32 1.8e-6, f16 2.4e-6, bf16 4.3e-6,
  *   int8 3.4e-5, int4 1.1e-5 — the AVX-512 int8 GEMV quantizes activations to int16 per group of 32,
- *   the AMX GEMM splits them into two bf16 terms)
+ *   the AMX GEMM splits them into bf16 terms)
  *   embed (any storage) .................. exact (dequantization is bit-identical to quant.ts)
  *   norms, rope, activations, add ........ 1e-5
  *   attention, KV f32 .................... 1e-4
@@ -53,8 +53,8 @@ export interface ConformanceOptions {
   /** Tolerances that differ from TOL (a tensor-core run's matmul). */
   tol?: Partial<Tolerances>;
   /**
-   * From this many rows on, int8/int4 matmuls multiply bf16(x̂) instead of x̂ (the CPU AMX GEMM rounds
-   * its dequantized weight panels to bf16: native/cpu/amx_gemm.inc); the oracle rounds the same way.
+   * From this many rows on, int8/int4 matmuls multiply bf16(x) · bf16(x̂) instead of x · x̂ (the CPU AMX
+   * GEMM: native/cpu/amx_gemm.inc); the oracle rounds activations and weights the same way.
    */
   quantGemmBf16FromRows?: number;
 }
@@ -137,7 +137,7 @@ export function oracleWeight(t: HostTensor, storage: StorageDType, quantAsBf16 =
 /**
  * The reference, multiplying exactly the values a backend storing `storage` multiplies: weights rounded
  * or dequantized as stored (oracleWeight), and with `quantGemmBf16FromRows` int8/int4 matmuls of that
- * many rows on bf16(x̂) (embed and smaller matmuls keep x̂).
+ * many rows as bf16(x) · bf16(x̂) (embed and smaller matmuls keep x and x̂).
  */
 export class StorageReference extends ReferenceBackend {
   private readonly gemmWeights = new WeakMap<Weight, Weight>();
@@ -154,7 +154,15 @@ export class StorageReference extends ReferenceBackend {
   override matmul(out: Buf, x: Buf, w: Weight, bias: Weight | null, rows: number): void {
     const gemm =
       rows >= (this.opts.quantGemmBf16FromRows ?? Number.POSITIVE_INFINITY) ? this.gemmWeights.get(w) : undefined;
-    super.matmul(out, x, gemm ?? w, bias, rows);
+    if (!gemm) {
+      super.matmul(out, x, w, bias, rows);
+      return;
+    }
+    const xv = new Float32Array(rows * w.shape[1]);
+    this.read(x, xv);
+    const xr = this.buffer(xv.length);
+    this.write(xr, xv.map(bf16Round));
+    super.matmul(out, xr, gemm, bias, rows);
   }
 }
 
@@ -455,7 +463,9 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
           const bias = withBias ? randn(N, seed + 7) : null;
           const b = bias ? be.weight(hostF32(bias, [N])) : null;
           const br = bias ? P.ref.weight(hostF32(bias, [N])) : null;
-          const x = P.buf(rows * K, randn(rows * K, seed + 1));
+          const xv = randn(rows * K, seed + 1);
+          const x = P.buf(rows * K, xv);
+          if (quantAsBf16 && (storage === "int8" || storage === "int4")) P.ref.write(x[1], xv.map(bf16Round));
           const y = P.buf(rows * N + 3);
           be.matmul(y[0], x[0], w, b, rows);
           P.ref.matmul(y[1], x[1], wr, br, rows);

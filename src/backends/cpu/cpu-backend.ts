@@ -22,23 +22,24 @@
  *   weights take the avx512 GEMM).
  *
  * Accuracy choices (all within the conformance tolerances, test/backends/conformance.ts):
- * - Activations are never rounded to bf16 or quantized to int8: that is what AVX-512 BF16 (vdpbf16ps)
- *   and 8-bit VNNI would need, and it costs ~0.4% per element — far from "same as the reference up to
- *   accumulation order". avx2/avx512 do the matmul arithmetic in f32 (weights widened in registers),
- *   except the int8-weight GEMV on avx512/amx: it quantizes each group of 32 activations to int16 with
- *   its own scale (error ≤ 1.5e-5 of the group's largest value, ~250× below the int8 weights' own
- *   rounding), which halves its vector work so batch-1 decode keeps up with memory.
+ * - With f32, f16 and bf16 weights activations are never rounded to bf16 or quantized to int8: that is
+ *   what AVX-512 BF16 (vdpbf16ps) and 8-bit VNNI would need, and it costs ~0.4% per element — far from
+ *   "same as the reference up to accumulation order". avx2/avx512 do the matmul arithmetic in f32
+ *   (weights widened in registers), except the int8-weight GEMV on avx512/amx: it quantizes each group of
+ *   32 activations to int16 with its own scale (error ≤ 1.5e-5 of the group's largest value, ~250× below
+ *   the int8 weights' own rounding), which halves its vector work so batch-1 decode keeps up with memory.
  * - amx splits each activation into bf16 terms (x = hi + mid, ~2⁻¹⁷ of each value: ~1e-5 of the output
- *   scale; hi + mid + lo for f16 weights) and multiplies them with the exact bf16 / f16 (hi + lo)
- *   weights. int8/int4 weights are dequantized to bf16 (x̂ of quant.ts rounded to nearest even, ≤ 2⁻⁹
- *   of each weight: its RMS is ~1/10 of the int8 rounding error itself, so top-1 agreement and KL
- *   against f32 stay where they were) — so that the tiles accumulate over all of K instead of folding
- *   every group's product into f32, 1.4× faster at 64 rows. Decode (GEMV) multiplies the exact x̂.
+ *   scale; hi + mid + lo for f16 weights) and multiplies them with the exact bf16 / f16 (hi + lo) weights.
+ * - int8/int4 weights on amx, past the GEMV rows (prefill, batched decode): W8A16 in bf16 like GPU
+ *   weight-only kernels — the dequantized weights x̂ and the activations both rounded to bf16, one tile
+ *   product per pair, 2× faster than keeping f32-level activations and folding every group's product into
+ *   f32. Measured cost (`npm run validate:refs`, KL against f32): tiny-llama int8 mean KL 4.2e-4 → 5.7e-4,
+ *   top-1 99.2% unchanged; int4 unchanged. Decode (GEMV) multiplies the exact x̂. See amx_gemm.inc.
  */
 
 /**
  * On the amx ISA, matmuls of at least this many rows (past the GEMV's 8) with int8/int4 weights multiply
- * bf16(x̂) (above); the tests' oracles round the same way from here on.
+ * bf16(activation) × bf16(x̂) (above); the tests' oracles round the same way from here on.
  */
 export const AMX_QUANT_BF16_MIN_ROWS = 9;
 
