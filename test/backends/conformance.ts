@@ -128,7 +128,9 @@ export function oracleWeight(t: HostTensor, storage: StorageDType, quantAsBf16 =
   const [rows, cols] = [t.shape[0], v.length / t.shape[0]];
   if (storage === "int8" || storage === "int4") {
     const dq = fakeQuantize(v, rows, cols, storage);
-    return hostF32(quantAsBf16 ? dq.map(bf16Round) : dq, t.shape);
+    // vcvtne2ps2bf16 flushes f32 denormals (|x| < 2⁻¹²⁶) to zero, then rounds to nearest even
+    const panel = (x: number) => (Math.abs(x) < 2 ** -126 ? 0 : bf16Round(x));
+    return hostF32(quantAsBf16 ? dq.map(panel) : dq, t.shape);
   }
   const round = storage === "bf16" ? bf16Round : f16Round;
   return hostF32(v.map(round), t.shape);
