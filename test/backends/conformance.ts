@@ -303,6 +303,8 @@ const MATMUL_SHAPES: [number, number, number][] = [
   [70, 64, 37],
   [2, 4096, 24],
   [20, 4096, 24],
+  // rows spanning several ~1 MB chunks of packed activations (each chunk makes its own pass over W)
+  [300, 2048, 40],
 ];
 
 interface AttnCase {
