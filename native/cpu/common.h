@@ -146,6 +146,10 @@ static inline bool amx_storage(int storage) {
   return storage == ST_BF16 || storage == ST_F16 || storage == ST_INT8 || storage == ST_INT4;
 }
 
+/** Activation planes the AMX tiles of a storage read (amx_gemm.inc): hi + mid + lo for f16, hi + mid for bf16,
+ * hi alone for int8/int4 (W8A16 in bf16). amxPackX writes that many. */
+static inline int amx_planes(int storage) { return storage == ST_F16 ? 3 : storage == ST_BF16 ? 2 : 1; }
+
 const KernelTable* kernels_scalar();
 const KernelTable* kernels_avx2();   // nullptr when not compiled for x86-64
 const KernelTable* kernels_avx512(); // nullptr when not compiled for x86-64

@@ -30,8 +30,7 @@ void matmul_amx(Context& c, float* y, const float* x, const WeightT& w, const fl
   const MatW& m = w.mat;
   const KernelTable* Kt = c.K;
   const int N = m.N, K = m.K, Kp = m.Kp;
-  // activation planes the tiles read (amx_gemm.inc): hi + mid + lo for f16, hi + mid for bf16, hi for int8/int4
-  const int terms = m.storage == ST_F16 ? 3 : m.storage == ST_BF16 ? 2 : 1;
+  const int terms = amx_planes(m.storage);
   // bf16 per 16-row block; a chunk of blocks (~1 MB) is multiplied with every weight block in turn, so
   // fewer planes mean more rows per pass over W (and per int8/int4 panel conversion)
   const size_t planeElems = (size_t)terms * Kp * 16;
