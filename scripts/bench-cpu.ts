@@ -15,7 +15,8 @@
  *     for every sequence) for models/tiny-llama and
  *     a random-weight SmolLM2-360M-shaped model built in memory, with bf16 and int8 weights; the ratio
  *     batch64/batch1 (goal ≥ 8×) and batch-1 int8 decode as % of probe bandwidth ÷ weight bytes read per
- *     token (goal 85%).
+ *     token (goal 85%; the probe is re-measured in the same rounds as the decode steps); "idle prefetch" is
+ *     the batch-1 speedup from pool helpers prefetching the next matrix between ops (paired steps, off/on).
  * (c) native vs reference backend, one batch-1 decode step on the 360M shape (goal ≥ 20×).
  * (d) peak RSS of a process running the 360M model with int8 weights vs int8 weight bytes + KV pool +
  *     300 MB.
@@ -266,6 +267,7 @@ function timeDecodeRounds(
   rounds: number,
   bps: number,
   warmup = 1,
+  eachRound?: () => void,
 ): Record<number, { median: number; best: number }> {
   const batches = Object.keys(steps).map(Number);
   const times: Record<number, number[]> = {};
@@ -274,7 +276,8 @@ function timeDecodeRounds(
     times[n] = [];
     metas[n] = Array.from({ length: warmup + steps[n] }, (_, i) => decodeMeta(n, i, bps, g.cfg.vocabSize));
   }
-  for (let r = 0; r < rounds; r++)
+  for (let r = 0; r < rounds; r++) {
+    eachRound?.();
     for (const n of batches) {
       const rows = Int32Array.from({ length: n }, (_, i) => i);
       metas[n].forEach((m, i) => {
@@ -284,6 +287,7 @@ function timeDecodeRounds(
         if (i >= warmup) times[n].push((performance.now() - t0) / 1e3);
       });
     }
+  }
   return Object.fromEntries(batches.map((n) => [n, { median: median(times[n]), best: Math.min(...times[n]) }]));
 }
 
@@ -301,7 +305,24 @@ function sectionDecode(model: string, storage: StorageDType) {
   const loadS = (performance.now() - t0) / 1e3;
   const tokS: Record<number, number> = {};
   const tokSBest: Record<number, number> = {};
-  const timed = timeDecodeRounds(g, steps, rounds, bps);
+  // The batch-1 % of bandwidth divides by a probe taken in the same rounds (this machine's bandwidth
+  // drifts between sections), and the idle-prefetch gain is paired batch-1 steps with it off and on.
+  const probe: number[] = [];
+  const timed = timeDecodeRounds(g, steps, rounds, bps, 1, () => probe.push(...be.probeBandwidth(1 << 30, 1)));
+  const rows = Int32Array.of(0);
+  const gains: number[] = [];
+  for (let i = 0; i < (QUICK ? 2 : 8); i++) {
+    const m = decodeMeta(1, i % steps[1], bps, g.cfg.vocabSize);
+    const t: number[] = [];
+    for (const on of [false, true]) {
+      be.setIdlePrefetch(on);
+      g.graph.forward(m, rows);
+      const t0 = performance.now();
+      g.graph.forward(m, rows);
+      t.push(performance.now() - t0);
+    }
+    gains.push(t[0] / t[1]);
+  }
   for (const [n, t] of Object.entries(timed)) {
     tokS[Number(n)] = Number(n) / t.median;
     tokSBest[Number(n)] = Number(n) / t.best;
@@ -315,11 +336,24 @@ function sectionDecode(model: string, storage: StorageDType) {
     loadS,
     tokS,
     tokSBest,
+    probeGBs: median(probe),
+    idlePrefetchGain: median(gains),
     weightBytes: uniqueWeightBytes(g.weights),
     bytesPerToken: bytesPerToken(g.weights),
     kvBytes,
-    maxRssBytes: maxRssBytes(),
   };
+}
+
+/** Peak RSS of a process that loads the 360M shape with int8 weights and decodes at batch 1, 16 and 64
+ * (its own process: the decode section's bandwidth probe would add its 1 GB buffer). */
+function sectionRss() {
+  const be = cpuBackend();
+  const steps = QUICK ? 2 : 4;
+  const bps = Math.ceil((CTX + 2 + steps + 1) / BLOCK);
+  const g = build("smol360m", be, "int8", 64 * bps, 64);
+  timeDecodeRounds(g, { 1: steps, 16: steps, 64: steps }, 1, bps);
+  const kvBytes = g.graph.kv.reduce((a, l) => a + ((l as unknown as { bytes?: number }).bytes ?? 0), 0);
+  return { maxRssBytes: maxRssBytes(), weightBytes: uniqueWeightBytes(g.weights), kvBytes };
 }
 
 function sectionReference() {
@@ -421,6 +455,7 @@ if (flag("--child")) {
   if (section === "bandwidth") result = sectionBandwidth();
   else if (section === "decode") result = sectionDecode(params[0], params[1] as StorageDType);
   else if (section === "reference") result = sectionReference();
+  else if (section === "rss") result = sectionRss();
   else throw new Error(`unknown section ${section}`);
   console.log(`__RESULT__${JSON.stringify(result)}`);
   process.exit(0);
@@ -464,10 +499,11 @@ type Decode = {
   loadS: number;
   tokS: Record<string, number>;
   tokSBest: Record<string, number>;
+  probeGBs: number;
+  idlePrefetchGain: number;
   weightBytes: number;
   bytesPerToken: number;
   kvBytes: number;
-  maxRssBytes: number;
 };
 const decodes: Decode[] = [];
 for (const model of ["tiny-llama", "smol360m"]) {
@@ -475,16 +511,18 @@ for (const model of ["tiny-llama", "smol360m"]) {
 }
 log();
 log(`(b) decode tokens/s (context ${CTX}, ${KV} KV cache, one token per sequence, logits for every sequence)`);
-log("    model        weights  weight MB   batch 1  batch 16  batch 64  64/1    b1 % of BW/bytes");
+log(
+  "    model        weights  weight MB   batch 1  batch 16  batch 64  64/1    b1 % of BW/bytes (probe)  idle prefetch",
+);
 for (const d of decodes) {
-  const ideal = (bw.probeGBs * 1e9) / d.bytesPerToken;
+  const ideal = (d.probeGBs * 1e9) / d.bytesPerToken;
   for (const [label, t] of [
     ["median", d.tokS],
     ["best", d.tokSBest],
   ] as const) {
     const name = label === "median" ? `${d.model.padEnd(12)} ${d.storage.padEnd(8)}` : `${"  (best)".padEnd(21)}`;
     log(
-      `    ${name}${pad(label === "median" ? (d.weightBytes / 2 ** 20).toFixed(0) : "", 9)}${pad(f1(t[1]), 10)}${pad(f1(t[16]), 10)}${pad(f1(t[64]), 10)}${pad(`${f1(t[64] / t[1])}x`, 7)}${pad(pct(t[1] / ideal), 10)}`,
+      `    ${name}${pad(label === "median" ? (d.weightBytes / 2 ** 20).toFixed(0) : "", 9)}${pad(f1(t[1]), 10)}${pad(f1(t[16]), 10)}${pad(f1(t[64]), 10)}${pad(`${f1(t[64] / t[1])}x`, 7)}${pad(pct(t[1] / ideal), 10)}${label === "median" ? `${pad(`(${f1(d.probeGBs)})`, 9)}${pad(`${d.idlePrefetchGain.toFixed(3)}x`, 15)}` : ""}`,
     );
   }
 }
@@ -496,15 +534,15 @@ log(
   `    reference ${f1(ref.reference_s * 1e3)} ms; native f32 ${f1(ref.native_f32_s * 1e3)} ms (${f1(ref.reference_s / ref.native_f32_s)}x); bf16 ${f1(ref.native_bf16_s * 1e3)} ms (${f1(ref.reference_s / ref.native_bf16_s)}x); int8 ${f1(ref.native_int8_s * 1e3)} ms (${f1(ref.reference_s / ref.native_int8_s)}x)`,
 );
 
-const i8 = decodes.find((d) => d.model === "smol360m" && d.storage === "int8") as Decode;
-const budget = i8.weightBytes + i8.kvBytes + 300 * 2 ** 20;
+const rss = runChild("rss") as { maxRssBytes: number; weightBytes: number; kvBytes: number };
+const budget = rss.weightBytes + rss.kvBytes + 300 * 2 ** 20;
 log();
 log("(d) peak RSS, 360M int8 process (load + decode at batch 1/16/64)");
 log(
-  `    maxRSS ${mb(i8.maxRssBytes)} vs budget ${mb(budget)} (weights ${mb(i8.weightBytes)} + KV ${mb(i8.kvBytes)} + 300 MB): ${i8.maxRssBytes <= budget ? "within" : "OVER"}`,
+  `    maxRSS ${mb(rss.maxRssBytes)} vs budget ${mb(budget)} (weights ${mb(rss.weightBytes)} + KV ${mb(rss.kvBytes)} + 300 MB): ${rss.maxRssBytes <= budget ? "within" : "OVER"}`,
 );
 
-const smolI8 = i8;
+const smolI8 = decodes.find((d) => d.model === "smol360m" && d.storage === "int8") as Decode;
 const goals = {
   gemvBf16PctOfProbe: bw.gemv.bf16.coldGBs / bw.probeGBs,
   gemvInt8PctOfProbe: bw.gemv.int8.coldGBs / bw.probeGBs,
@@ -512,18 +550,19 @@ const goals = {
   smolBf16Batch64OverBatch1:
     (decodes.find((d) => d.model === "smol360m" && d.storage === "bf16") as Decode).tokS[64] /
     (decodes.find((d) => d.model === "smol360m" && d.storage === "bf16") as Decode).tokS[1],
-  smolInt8Batch1PctOfBandwidth: smolI8.tokS[1] / ((bw.probeGBs * 1e9) / smolI8.bytesPerToken),
+  smolInt8Batch1PctOfBandwidth: smolI8.tokS[1] / ((smolI8.probeGBs * 1e9) / smolI8.bytesPerToken),
+  smolInt8Batch1IdlePrefetchGain: smolI8.idlePrefetchGain,
   nativeBf16OverReference: ref.reference_s / ref.native_bf16_s,
   nativeF32OverReference: ref.reference_s / ref.native_f32_s,
   nativeInt8OverReference: ref.reference_s / ref.native_int8_s,
-  rssWithinBudget: i8.maxRssBytes <= budget,
+  rssWithinBudget: rss.maxRssBytes <= budget,
 };
 const jsonOut = opt("--json");
 if (jsonOut) {
   mkdirSync(dirname(jsonOut), { recursive: true });
   writeFileSync(
     jsonOut,
-    `${JSON.stringify({ cpu: cpus()[0]?.model, threads: THREADS, kv: KV, quick: QUICK, bandwidth: bw, decode: decodes, reference: ref, rss: { maxRssBytes: i8.maxRssBytes, budgetBytes: budget }, goals }, null, 2)}\n`,
+    `${JSON.stringify({ cpu: cpus()[0]?.model, threads: THREADS, kv: KV, quick: QUICK, bandwidth: bw, decode: decodes, reference: ref, rss: { ...rss, budgetBytes: budget }, goals }, null, 2)}\n`,
   );
   log(`\nwrote ${jsonOut}`);
 }

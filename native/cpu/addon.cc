@@ -52,6 +52,8 @@ class NativeCpu : public Napi::ObjectWrap<NativeCpu> {
                            InstanceMethod("gatherRows", &NativeCpu::GatherRows),
                            InstanceMethod("copyBlocks", &NativeCpu::CopyBlocks),
                            InstanceMethod("probeBandwidth", &NativeCpu::ProbeBandwidth),
+                           InstanceMethod("setIdlePrefetch", &NativeCpu::SetIdlePrefetch),
+                           InstanceMethod("idlePrefetches", &NativeCpu::IdlePrefetches),
                        });
   }
 
@@ -141,6 +143,16 @@ class NativeCpu : public Napi::ObjectWrap<NativeCpu> {
   Napi::Value Isa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), C(info).K->name); }
   Napi::Value Threads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), C(info).pool->size()); }
 
+  // setIdlePrefetch(on): whether pool helpers prefetch the next GEMV's matrix between ops (matmul.cc).
+  Napi::Value SetIdlePrefetch(const Napi::CallbackInfo& info) {
+    C(info).idlePrefetch = info[0].ToBoolean().Value();
+    return info.Env().Undefined();
+  }
+  // idlePrefetches() → how many times a helper started prefetching a next matrix.
+  Napi::Value IdlePrefetches(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), (double)C(info).idlePrefetches.load());
+  }
+
   Napi::Value Buffer(const Napi::CallbackInfo& info) {
     Context& c = C(info);
     double size = D(info, 0);
@@ -227,8 +239,8 @@ class NativeCpu : public Napi::ObjectWrap<NativeCpu> {
       delete c.bufs[id];
       c.bufs[id] = nullptr;
     } else if (kind == K_WEIGHT && id >= 0 && (size_t)id < c.weights.size() && c.weights[id]) {
+      c.forgetWeight(c.weights[id]);
       aligned_free(c.weights[id]->data);
-      aligned_free(c.weights[id]->scales);
       delete c.weights[id];
       c.weights[id] = nullptr;
     } else if (kind == K_KV && id >= 0 && (size_t)id < c.kvs.size() && c.kvs[id]) {

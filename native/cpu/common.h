@@ -27,16 +27,43 @@ static inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
  * A weight matrix [N, K] (HF layout) or a vector (N = length, K = 0, always f32).
  * Rows are padded with zeros to Kp = round_up(K, 32) so kernels never handle a K tail.
  *   f32/f16/bf16: data = [N][Kp] elements
- *   int8:  data = [N][Kp] int8,            scales = [N][Kp/32] f32          (x ≈ q·d)
- *   int4:  data = [N][Kp/2] bytes,         scales = [N][Kp/32][2] f32 (d, m) (x ≈ q·d + m)
+ *   int8:  row n = Kp int8 codes, then its Kp/32 f32 scales                    (x ≈ q·d)
+ *   int4:  row n = Kp/2 bytes of codes, then its Kp/32 (d, m) f32 pairs      (x ≈ q·d + m)
  *          byte j of a group holds element j in its low nibble and element j+16 in its high nibble.
+ * A quantized row keeps its scales next to its codes (rows padded to 32 bytes) so that a GEMV streams one
+ * sequential range per row instead of two: separate scale arrays measured 4–6% slower at batch-1 decode.
+ * Row n starts at data + n·rowBytes; `scales` points at row 0's scales, row n's are rowBytes further.
  */
 struct MatW {
   int storage;
   int N, K, Kp;
   const void* data;
-  const float* scales;
+  const float* scales;  // int8/int4 only
+  size_t rowBytes;
 };
+
+/** Bytes of one stored row of a matrix with Kp columns (codes and, for int8/int4, its scales). */
+static inline size_t mat_row_bytes(int storage, int Kp) {
+  const size_t G = (size_t)Kp / QGROUP;
+  switch (storage) {
+    case ST_F32: return (size_t)Kp * 4;
+    case ST_F16:
+    case ST_BF16: return (size_t)Kp * 2;
+    case ST_INT8: return ((size_t)Kp + G * 4 + 31) / 32 * 32;
+    default: return ((size_t)Kp / 2 + G * 8 + 31) / 32 * 32;  // int4
+  }
+}
+/** Bytes of codes at the start of a quantized row (its scales follow). */
+static inline size_t mat_code_bytes(int storage, int Kp) { return storage == ST_INT4 ? (size_t)Kp / 2 : (size_t)Kp; }
+/** Row n's codes (int8/int4) or elements. */
+template <class T>
+static inline const T* mat_row(const MatW& w, size_t n) {
+  return reinterpret_cast<const T*>(static_cast<const char*>(w.data) + n * w.rowBytes);
+}
+/** Row n's scales (int8: d per group; int4: (d, m) per group). */
+static inline const float* mat_scales(const MatW& w, size_t n) {
+  return reinterpret_cast<const float*>(reinterpret_cast<const char*>(w.scales) + n * w.rowBytes);
+}
 
 /** One layer's paged KV storage: pool[block][slot][kvHead][headDim]; int8 has a scale per (slot, head). */
 struct KvLayerT {
@@ -102,6 +129,9 @@ struct KernelTable {
   void (*gemvPrep)(int storage, const float* x, int ldx, int K, int Kp, int rows, float* dst);
   /** y[r*ldy + n] = x[r]·W[n] (+bias[n]) for r < rows (≤ gemvMaxRows), n in [n0, n1); x from gemvPrep. */
   void (*gemv)(const MatW& w, const float* x, int rows, float* y, int ldy, const float* bias, int n0, int n1);
+  /** How many weight rows gemv with `rows` activation rows streams side by side: a thread's rows [n0, n1)
+   * are cut into that many equal runs, read in step (row n0 + j + c·(n1-n0)/streams for c < streams). */
+  int (*gemvStreams)(int rows);
   /** Dequantize rows [n0, n0+cnt) of W into f32 dst[cnt][Kp]. */
   void (*dequantRows)(const MatW& w, int n0, int cnt, float* dst);
   /** Pack rows [m0, m0+rows) of x (stride ldx, K valid columns) into dst[Kp][MR], zero-padded. */

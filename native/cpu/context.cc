@@ -39,7 +39,6 @@ void Context::freeAll() {
   for (auto* w : weights)
     if (w) {
       aligned_free(w->data);
-      aligned_free(w->scales);
       delete w;
     }
   for (auto* k : kvs)

@@ -1,6 +1,7 @@
 // The per-backend native state: thread pool, kernel table, owned objects (buffers, weights, KV layers)
 // addressed by small integer ids from JS, the current step's metadata and reusable scratch.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -49,9 +50,10 @@ struct BufferT {
 struct WeightT {
   MatW mat;  // for vectors: storage f32, N = length, K = Kp = 0
   bool isVector;
-  void* data;
-  float* scales;
-  size_t bytes;  // storage bytes (data + scales)
+  void* data;    // owns the matrix (rows of codes and scales) or vector
+  size_t bytes;  // storage bytes
+  /** The weight the GEMV after this one multiplied last time (learned by matmul.cc, for idle prefetch). */
+  mutable const WeightT* nextGemv = nullptr;
 };
 
 struct StepMetaN {
@@ -62,7 +64,10 @@ struct StepMetaN {
 
 struct Context {
   Context(int threads, const KernelTable* k) : K(k), pool(new ThreadPool(threads)), perThread(pool->size()) {}
-  ~Context() { freeAll(); }
+  ~Context() {
+    pool.reset();  // helpers may be running idle work that touches this context (idlePrefetches)
+    freeAll();
+  }
   void freeAll();
 
   const KernelTable* K;
@@ -72,6 +77,19 @@ struct Context {
   std::vector<KvLayerT*> kvs;
   StepMetaN meta;
   bool hasStep = false;
+
+  // GEMV idle prefetch (matmul.cc): the weight of the last GEMV, so the next one can be recorded as its
+  // successor; whether helpers prefetch it; how many helper runs did (a test and benchmark hook).
+  const WeightT* lastGemv = nullptr;
+  bool idlePrefetch = true;
+  std::atomic<uint64_t> idlePrefetches{0};
+
+  /** Drops every reference to `w` (before it is freed). */
+  void forgetWeight(const WeightT* w) {
+    if (lastGemv == w) lastGemv = nullptr;
+    for (auto* o : weights)
+      if (o && o->nextGemv == w) o->nextGemv = nullptr;
+  }
 
   // scratch
   Scratch xpad, xt, ropeCos, ropeSin;

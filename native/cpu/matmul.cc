@@ -11,6 +11,8 @@
 //  Arithmetic is f32 with f32 activations, except the int8 GEMV on AVX-512 (int16 activations) and the
 //  AMX tiles (activations split into bf16 terms; int8/int4 weights and activations rounded to bf16): see
 //  the accuracy notes in cpu-backend.ts and amx_gemm.inc.
+#include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "context.h"
@@ -19,6 +21,68 @@ namespace loom {
 
 namespace {
 constexpr size_t kPackedBytes = 1 << 20;
+/** GEMV work split: rows in multiples of 16, four chunks per thread (ThreadPool::parallelFor). */
+constexpr long kGemvAlign = 16;
+constexpr int kGemvSplit = 4;
+/** Bytes of the next matrix a helper prefetches per thread's share (L2 holds 2 MB on current x86 cores). */
+constexpr size_t kIdlePrefetchBytes = 256 << 10;
+
+/** What a helper prefetches of the next GEMV's matrix (copied into the job: IdleWork::args). */
+struct GemvPrefetch {
+  const char* data;
+  long N;
+  size_t rowBytes;  // a quantized row's scales included (MatW)
+  int parts, streams;
+  std::atomic<uint64_t>* runs;
+};
+static_assert(sizeof(GemvPrefetch) <= sizeof(IdleWork::args), "IdleWork::args too small");
+
+/** Prefetches (to L2) the rows thread `part` reads first in the next GEMV, in the order it reads them. */
+bool prefetch_share(const GemvPrefetch& p, int part, const StopToken& stop) {
+  long b, e;
+  ThreadPool::firstChunk(p.N, kGemvAlign, p.parts, kGemvSplit, part, &b, &e);
+  const long S = (e - b) / p.streams;
+  size_t bytes = 0;
+  for (long j = 0; j < S && bytes < kIdlePrefetchBytes; j++) {
+    if (stop()) return false;
+    for (int s = 0; s < p.streams; s++) {
+      const size_t row = (size_t)(b + j + s * S);
+      const char* r = p.data + row * p.rowBytes;
+      for (size_t o = 0; o < p.rowBytes; o += 64) __builtin_prefetch(r + o, 0, 2);
+      bytes += p.rowBytes;
+    }
+  }
+  return true;
+}
+
+/** IdleWork: a helper's own share of the next matrix first, then the shares of the others (the caller is
+ * busy with the ops between the two matmuls; what it finds in another core's L2 still beats DRAM). */
+void gemv_prefetch(const unsigned char* args, int tid, const StopToken& stop) {
+  GemvPrefetch p;
+  std::memcpy(&p, args, sizeof p);
+  p.runs->fetch_add(1, std::memory_order_relaxed);
+  const int own = tid % p.parts;
+  for (int k = 0; k < p.parts; k++)
+    if (!prefetch_share(p, (own + k) % p.parts, stop)) return;
+}
+
+/**
+ * A decode step multiplies the same matrices in the same order every step, so each GEMV records itself as
+ * the successor of the previous one; the helpers, once done with their share of this GEMV, prefetch the
+ * recorded successor until the next job arrives. Returns the idle work (in *out), or nullptr.
+ */
+const IdleWork* gemv_idle_prefetch(Context& c, const WeightT& w, int rows, int nt, IdleWork* out) {
+  if (c.lastGemv && c.lastGemv != &w) c.lastGemv->nextGemv = &w;
+  c.lastGemv = &w;
+  const WeightT* next = w.nextGemv;
+  if (!c.idlePrefetch || nt < 2 || !next) return nullptr;
+  const MatW& n = next->mat;
+  const int parts = (int)std::min<long>(nt, (n.N + kGemvAlign - 1) / kGemvAlign);
+  const GemvPrefetch p{(const char*)n.data, n.N, n.rowBytes, parts, c.K->gemvStreams(rows), &c.idlePrefetches};
+  out->run = gemv_prefetch;
+  std::memcpy(out->args, &p, sizeof p);
+  return out;
+}
 
 /**
  * AMX GEMM (kernels with amxBlock): phase 1 packs 16-row activation blocks into bf16 hi/mid/lo planes;
@@ -38,10 +102,8 @@ void matmul_amx(Context& c, float* y, const float* x, const WeightT& w, const fl
   if (blocksPerChunk < 1) blocksPerChunk = 1;
   const int chunk = blocksPerChunk * 16;
   const int nBlocks = (N + 31) / 32;
-  // Bytes of one 32-row weight block (rows are contiguous, so a block is one range).
-  const size_t rowBytes = m.storage == ST_BF16 || m.storage == ST_F16 ? (size_t)Kp * 2
-                          : m.storage == ST_INT8                      ? (size_t)Kp
-                                                                      : (size_t)Kp / 2;
+  // Bytes of one 32-row weight block (rows are contiguous, so a block is one range, scales included).
+  const size_t rowBytes = m.rowBytes;
   const size_t blockBytes = 32 * rowBytes;
   const char* wEnd = (const char*)m.data + (size_t)N * rowBytes;
   const int nt = threads_for(c, (double)N * Kp * rows);
@@ -91,7 +153,9 @@ void matmul(Context& c, float* y, const float* x, const WeightT& w, const float*
     float* xp = c.xpad.floats(gemv_prep_floats(rows, Kp));
     Kt->gemvPrep(m.storage, x, K, K, Kp, rows, xp);
     auto job = [&](long b, long e, int) { Kt->gemv(m, xp, rows, y, N, bias, (int)b, (int)e); };
-    c.pool->parallelFor(N, 16, threads_for(c, (double)N * Kp * rows), job);
+    const int nt = threads_for(c, (double)N * Kp * rows);
+    IdleWork idle;
+    c.pool->parallelFor(N, kGemvAlign, nt, job, kGemvSplit, gemv_idle_prefetch(c, w, rows, nt, &idle));
     return;
   }
 

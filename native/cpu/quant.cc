@@ -47,31 +47,17 @@ void quantize_int4_row(const float* x, int K, int Kp, uint8_t* q, float* dm) {
 WeightT* alloc_matrix(int rows, int cols, int storage) {
   auto* w = new WeightT();
   w->isVector = false;
-  const int K = cols, Kp = round_up(cols, QGROUP), G = Kp / QGROUP;
-  size_t dataBytes = 0, scaleFloats = 0;
-  switch (storage) {
-    case ST_F32: dataBytes = (size_t)rows * Kp * 4; break;
-    case ST_F16:
-    case ST_BF16: dataBytes = (size_t)rows * Kp * 2; break;
-    case ST_INT8:
-      dataBytes = (size_t)rows * Kp;
-      scaleFloats = (size_t)rows * G;
-      break;
-    case ST_INT4:
-      dataBytes = (size_t)rows * Kp / 2;
-      scaleFloats = (size_t)rows * G * 2;
-      break;
-  }
-  w->data = aligned_zalloc(dataBytes);
-  w->scales = scaleFloats ? (float*)aligned_zalloc(scaleFloats * 4) : nullptr;
-  if (!w->data || (scaleFloats && !w->scales)) {
-    aligned_free(w->data);
-    aligned_free(w->scales);
+  const int K = cols, Kp = round_up(cols, QGROUP);
+  const size_t rowBytes = mat_row_bytes(storage, Kp);
+  w->data = aligned_zalloc((size_t)rows * rowBytes);
+  if (!w->data) {
     delete w;
     throw std::bad_alloc();
   }
-  w->bytes = dataBytes + scaleFloats * 4;
-  w->mat = MatW{storage, rows, K, Kp, w->data, w->scales};
+  w->bytes = (size_t)rows * rowBytes;
+  const bool quantized = storage == ST_INT8 || storage == ST_INT4;
+  const float* scales = quantized ? (const float*)((const char*)w->data + mat_code_bytes(storage, Kp)) : nullptr;
+  w->mat = MatW{storage, rows, K, Kp, w->data, scales, rowBytes};
   return w;
 }
 
@@ -81,7 +67,7 @@ WeightT* make_weight(Context& c, const uint8_t* src, int srcDtype, int rows, int
   if (cols <= 0) {  // a vector: always f32
     auto* w = new WeightT();
     w->isVector = true;
-    w->mat = MatW{ST_F32, rows, 0, 0, nullptr, nullptr};
+    w->mat = MatW{ST_F32, rows, 0, 0, nullptr, nullptr, 0};
     w->data = aligned_zalloc((size_t)rows * 4);
     if (!w->data) {
       delete w;
@@ -94,31 +80,30 @@ WeightT* make_weight(Context& c, const uint8_t* src, int srcDtype, int rows, int
     return w;
   }
   WeightT* w = alloc_matrix(rows, cols, storage);
-  const int K = cols, Kp = w->mat.Kp, G = Kp / QGROUP;
+  const MatW& m = w->mat;
+  const int K = cols, Kp = m.Kp;
   c.reserveThreadScratch((size_t)Kp);
   auto job = [&](long r0, long r1, int tid) {
     float* tmp = c.threadScratch(tid, (size_t)Kp);
     for (long r = r0; r < r1; r++) {
       for (int k = 0; k < K; k++) tmp[k] = read_src(src, srcDtype, (size_t)r * K + k);
       for (int k = K; k < Kp; k++) tmp[k] = 0.0f;
+      void* row = const_cast<char*>(mat_row<char>(m, r));
+      float* scales = const_cast<float*>(m.scales ? mat_scales(m, r) : nullptr);
       switch (storage) {
-        case ST_F32: std::memcpy((float*)w->data + (size_t)r * Kp, tmp, (size_t)Kp * 4); break;
+        case ST_F32: std::memcpy(row, tmp, (size_t)Kp * 4); break;
         case ST_F16: {
-          uint16_t* d = (uint16_t*)w->data + (size_t)r * Kp;
+          uint16_t* d = (uint16_t*)row;
           for (int k = 0; k < Kp; k++) d[k] = f32_to_f16(tmp[k]);
           break;
         }
         case ST_BF16: {
-          uint16_t* d = (uint16_t*)w->data + (size_t)r * Kp;
+          uint16_t* d = (uint16_t*)row;
           for (int k = 0; k < Kp; k++) d[k] = f32_to_bf16(tmp[k]);
           break;
         }
-        case ST_INT8:
-          quantize_int8_row(tmp, K, Kp, (int8_t*)w->data + (size_t)r * Kp, w->scales + (size_t)r * G);
-          break;
-        case ST_INT4:
-          quantize_int4_row(tmp, K, Kp, (uint8_t*)w->data + (size_t)r * Kp / 2, w->scales + (size_t)r * G * 2);
-          break;
+        case ST_INT8: quantize_int8_row(tmp, K, Kp, (int8_t*)row, scales); break;
+        case ST_INT4: quantize_int4_row(tmp, K, Kp, (uint8_t*)row, scales); break;
       }
     }
   };
@@ -128,24 +113,25 @@ WeightT* make_weight(Context& c, const uint8_t* src, int srcDtype, int rows, int
 
 WeightT* make_weight_quantized(int storage, int rows, int cols, const void* q, const float* scales) {
   WeightT* w = alloc_matrix(rows, cols, storage);
-  const int Kp = w->mat.Kp, G = Kp / QGROUP;
-  if (storage == ST_INT8) {
-    for (int r = 0; r < rows; r++)
-      std::memcpy((int8_t*)w->data + (size_t)r * Kp, (const int8_t*)q + (size_t)r * cols, (size_t)cols);
-    std::memcpy(w->scales, scales, (size_t)rows * G * 4);
-  } else {
-    // one 0..15 code per element in → two per byte, element j low and j+16 high within each group
-    const uint8_t* codes = (const uint8_t*)q;
-    uint8_t* dst = (uint8_t*)w->data;
-    for (int r = 0; r < rows; r++)
+  const MatW& m = w->mat;
+  const int G = m.Kp / QGROUP;
+  const int scaleFloats = storage == ST_INT8 ? G : 2 * G;  // per row
+  for (int r = 0; r < rows; r++) {
+    char* row = const_cast<char*>(mat_row<char>(m, r));
+    if (storage == ST_INT8) {
+      std::memcpy(row, (const int8_t*)q + (size_t)r * cols, (size_t)cols);
+    } else {
+      // one 0..15 code per element in → two per byte, element j low and j+16 high within each group
+      const uint8_t* codes = (const uint8_t*)q + (size_t)r * cols;
       for (int g = 0; g < G; g++)
         for (int j = 0; j < 16; j++) {
           const int k = g * QGROUP + j;
-          const uint8_t lo = k < cols ? codes[(size_t)r * cols + k] & 15 : 0;
-          const uint8_t hi = k + 16 < cols ? codes[(size_t)r * cols + k + 16] & 15 : 0;
-          dst[(size_t)r * (Kp / 2) + g * 16 + j] = (uint8_t)(lo | (hi << 4));
+          const uint8_t lo = k < cols ? codes[k] & 15 : 0;
+          const uint8_t hi = k + 16 < cols ? codes[k + 16] & 15 : 0;
+          row[g * 16 + j] = (char)(lo | (hi << 4));
         }
-    std::memcpy(w->scales, scales, (size_t)rows * G * 8);
+    }
+    std::memcpy(const_cast<float*>(mat_scales(m, r)), scales + (size_t)r * scaleFloats, (size_t)scaleFloats * 4);
   }
   return w;
 }

@@ -68,6 +68,22 @@ ThreadPool::~ThreadPool() {
   for (auto& t : threads_) t.join();
 }
 
+/** Chunks of a job of `units` align-units on `parts` threads: `split` per thread, at most one unit each. */
+static long chunk_count(long units, int parts, int split) {
+  return units < (long)parts * split ? units : (long)parts * split;
+}
+
+void ThreadPool::firstChunk(long n, long align, int parts, int split, int part, long* begin, long* end) {
+  const long chunks = chunk_count((n + align - 1) / align, parts, split);
+  long cb, ce;
+  chunk_range(chunks, part, parts, 1, &cb, &ce);
+  if (cb >= ce) {
+    *begin = *end = n;
+    return;
+  }
+  chunk_range(n, cb, chunks, align, begin, end);
+}
+
 void ThreadPool::participate(Slot& s, int tid) {
   const int parts = s.parts;
   const int first = tid % parts;
@@ -115,12 +131,19 @@ void ThreadPool::workerLoop(int tid) {
     seen = e;
     Slot& s = slots_[e % kSlots];
     s.active.fetch_add(1, std::memory_order_seq_cst);
-    if (s.epoch.load(std::memory_order_seq_cst) == e) participate(s, tid);
+    bool idle = false;
+    IdleWork work;
+    if (s.epoch.load(std::memory_order_seq_cst) == e) {
+      participate(s, tid);
+      if ((idle = s.hasIdle)) work = s.idle;  // copied while the slot cannot be reused
+    }
     s.active.fetch_sub(1, std::memory_order_seq_cst);
+    if (idle) work.run(work.args, tid, StopToken{&epochWord_, e});
   }
 }
 
-void ThreadPool::parallelFor(long n, long align, int maxThreads, Body body, void* ctx, int split) {
+void ThreadPool::parallelFor(long n, long align, int maxThreads, Body body, void* ctx, int split,
+                             const IdleWork* idle) {
   if (n <= 0) return;
   if (align < 1) align = 1;
   const long units = (n + align - 1) / align;
@@ -140,9 +163,11 @@ void ThreadPool::parallelFor(long n, long align, int maxThreads, Body body, void
   s.n = n;
   s.align = align;
   s.parts = nt;
-  s.chunks = units < (long)nt * split ? units : (long)nt * split;
+  s.chunks = chunk_count(units, nt, split);
   for (int p = 0; p < nt; p++) s.cursors[p].next.store(0, std::memory_order_relaxed);
   s.done.store(0, std::memory_order_relaxed);
+  s.hasIdle = idle != nullptr;
+  if (idle) s.idle = *idle;
   s.epoch.store(e, std::memory_order_seq_cst);
   epoch_ = e;
 #ifdef __linux__

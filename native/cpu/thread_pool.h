@@ -9,6 +9,10 @@
 // The calling thread is worker 0. Helpers spin briefly after each job (ops of a forward pass come back
 // to back), then sleep on a futex (a condition variable off Linux). Jobs live in a ring of slots tagged
 // with an epoch, so a helper that wakes late can only join the job it saw, never the next one.
+//
+// A job may carry idle work (IdleWork) that each helper runs after its share of the job, until the next
+// job is published: matmul.cc prefetches the next matrix a decode step multiplies while the caller runs
+// the small ops in between, so DRAM keeps streaming weights through those gaps.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -30,6 +34,23 @@ static inline void chunk_range(long n, long i, long parts, long align, long* beg
   *end = ue * align < n ? ue * align : n;
 }
 
+/** Tells idle work a helper runs after its share of a job whether a new job has been published. */
+struct StopToken {
+  const std::atomic<uint32_t>* epochWord;
+  uint32_t seen;
+  bool operator()() const { return epochWord->load(std::memory_order_relaxed) != seen; }
+};
+
+/**
+ * Work a helper may do once its share of a job is done and no new job is waiting (say, prefetching what
+ * the next op reads while the caller runs small ops on its own). `args` is copied with the job, so it may
+ * not point into the caller's stack. Must return promptly once stop() is true.
+ */
+struct IdleWork {
+  void (*run)(const unsigned char* args, int tid, const StopToken& stop);
+  alignas(8) unsigned char args[64];
+};
+
 class ThreadPool {
  public:
   /** body(ctx, begin, end, tid): tid identifies the executing thread (0 = caller), for per-thread scratch. */
@@ -42,16 +63,22 @@ class ThreadPool {
 
   int size() const { return n_; }
 
+  /** Items [*begin, *end) that thread `part` of `parts` takes first in parallelFor(n, align, parts, …, split)
+   * (the first chunk of its own run, which it processes unless another thread stole it). */
+  static void firstChunk(long n, long align, int parts, int split, int part, long* begin, long* end);
+
   /**
    * Runs body over [0, n) in chunks aligned to `align` on up to `maxThreads` threads (1: inline on the
    * caller). `split` chunks per thread: more gives finer balancing, fewer keeps ranges contiguous.
    */
-  void parallelFor(long n, long align, int maxThreads, Body body, void* ctx, int split = 4);
+  void parallelFor(long n, long align, int maxThreads, Body body, void* ctx, int split = 4,
+                   const IdleWork* idle = nullptr);
 
   template <class F>
-  void parallelFor(long n, long align, int maxThreads, F& f, int split = 4) {
+  void parallelFor(long n, long align, int maxThreads, F& f, int split = 4, const IdleWork* idle = nullptr) {
     parallelFor(
-        n, align, maxThreads, [](void* c, long b, long e, int tid) { (*static_cast<F*>(c))(b, e, tid); }, &f, split);
+        n, align, maxThreads, [](void* c, long b, long e, int tid) { (*static_cast<F*>(c))(b, e, tid); }, &f, split,
+        idle);
   }
 
  private:
@@ -65,6 +92,8 @@ class ThreadPool {
     void* ctx = nullptr;
     long n = 0, align = 1, chunks = 0;
     int parts = 1;
+    bool hasIdle = false;
+    IdleWork idle;
     std::unique_ptr<Cursor[]> cursors;
     alignas(64) std::atomic<uint32_t> done{0};
   };

@@ -78,6 +78,35 @@ if (skip) {
       b.dispose();
     });
 
+    test("idle prefetch: once a GEMV order has been seen, helpers prefetch each next matrix; results unchanged", () => {
+      const b = new CpuBackend({ threads: 2 });
+      const [N, K] = [512, 512]; // enough work for both threads
+      const vals = Float32Array.from({ length: N * K }, (_, i) => Math.sin(i * 0.37));
+      const ws = (["int8", "bf16", "int4"] as const).map((st) => b.weight(hostF32(vals, [N, K]), st));
+      const x = b.buffer(K);
+      b.write(
+        x,
+        Float32Array.from({ length: K }, (_, i) => Math.cos(i)),
+      );
+      const y = b.buffer(N);
+      const pass = () =>
+        ws.map((w) => {
+          b.matmul(y, x, w, null, 1);
+          const r = new Float32Array(N);
+          b.read(y, r);
+          return r;
+        });
+      const first = pass(); // learns the order
+      const before = b.idlePrefetches;
+      for (let i = 0; i < 20; i++) assert.deepEqual(pass(), first);
+      assert.ok(b.idlePrefetches > before, "helpers never prefetched the next matrix");
+      b.setIdlePrefetch(false);
+      const off = b.idlePrefetches;
+      for (let i = 0; i < 5; i++) assert.deepEqual(pass(), first);
+      assert.equal(b.idlePrefetches, off);
+      b.dispose();
+    });
+
     test("bad sizes and ids throw JS errors instead of corrupting memory", () => {
       const b = new CpuBackend({ threads: 1 });
       const w = b.weight(hostF32(new Float32Array(12), [3, 4]));
