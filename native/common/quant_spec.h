@@ -67,12 +67,19 @@ inline double round_half_up(double v) {
   return v - f >= 0.5 ? f + 1 : f;
 }
 
-/** quant.ts quantizeInt8Group over n values (a weight group, or one int8 KV vector): d = fround(amax / 127),
- * q = clamp(roundHalfUp(x / d), ±127). */
-inline float quantize_int8_group(const float* x, int n, int8_t* q) {
+/** quant.ts int8WeightScale: a weight group's scale is also rounded to f16 (as Q8_0 stores it), at most 65504. */
+inline float int8_weight_scale(float d) {
+  const float h = f16_to_f32(f32_to_f16(d));
+  return h > 65504.0f ? 65504.0f : h;
+}
+
+/** quant.ts quantizeInt8Group over n values (a weight group, or one int8 KV vector): d = fround(amax / 127)
+ * (weights: then int8_weight_scale), q = clamp(roundHalfUp(x / d), ±127). */
+inline float quantize_int8_group(const float* x, int n, int8_t* q, bool weight = false) {
   float amax = 0.0f;
   for (int i = 0; i < n; i++) amax = std::fmax(amax, std::fabs(x[i]));
-  const float d = (float)((double)amax / 127.0);
+  float d = (float)((double)amax / 127.0);
+  if (weight) d = int8_weight_scale(d);
   for (int i = 0; i < n; i++) {
     const double v = d == 0.0f ? 0.0 : round_half_up((double)x[i] / (double)d);
     q[i] = (int8_t)(v < -127 ? -127 : v > 127 ? 127 : v);

@@ -27,7 +27,7 @@ static inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
  * A weight matrix [N, K] (HF layout) or a vector (N = length, K = 0, always f32).
  * Rows are padded with zeros to Kp = round_up(K, 32) so kernels never handle a K tail.
  *   f32/f16/bf16: data = [N][Kp] elements
- *   int8:  row n = Kp int8 codes, then its Kp/32 f32 scales                    (x ≈ q·d)
+ *   int8:  row n = Kp int8 codes, then its Kp/32 f16 scales (Q8_0's sizes)    (x ≈ q·d)
  *   int4:  row n = Kp/2 bytes of codes, then its Kp/32 (d, m) f32 pairs      (x ≈ q·d + m)
  *          byte j of a group holds element j in its low nibble and element j+16 in its high nibble.
  * A quantized row keeps its scales next to its codes (rows padded to 32 bytes) so that a GEMV streams one
@@ -38,7 +38,7 @@ struct MatW {
   int storage;
   int N, K, Kp;
   const void* data;
-  const float* scales;  // int8/int4 only
+  const void* scales;  // int8/int4 only: row 0's (f16 for int8, f32 pairs for int4)
   size_t rowBytes;
 };
 
@@ -49,7 +49,7 @@ static inline size_t mat_row_bytes(int storage, int Kp) {
     case ST_F32: return (size_t)Kp * 4;
     case ST_F16:
     case ST_BF16: return (size_t)Kp * 2;
-    case ST_INT8: return ((size_t)Kp + G * 4 + 31) / 32 * 32;
+    case ST_INT8: return ((size_t)Kp + G * 2 + 31) / 32 * 32;
     default: return ((size_t)Kp / 2 + G * 8 + 31) / 32 * 32;  // int4
   }
 }
@@ -60,9 +60,10 @@ template <class T>
 static inline const T* mat_row(const MatW& w, size_t n) {
   return reinterpret_cast<const T*>(static_cast<const char*>(w.data) + n * w.rowBytes);
 }
-/** Row n's scales (int8: d per group; int4: (d, m) per group). */
-static inline const float* mat_scales(const MatW& w, size_t n) {
-  return reinterpret_cast<const float*>(reinterpret_cast<const char*>(w.scales) + n * w.rowBytes);
+/** Row n's scales: int8 d per group as f16 (T = uint16_t); int4 (d, m) per group as f32 (T = float). */
+template <class T>
+static inline const T* mat_scales(const MatW& w, size_t n) {
+  return reinterpret_cast<const T*>(static_cast<const char*>(w.scales) + n * w.rowBytes);
 }
 
 /** One layer's paged KV storage: pool[block][slot][kvHead][headDim]; int8 has a scale per (slot, head). */

@@ -1,5 +1,6 @@
 // Weight conversion at load: decode the checkpoint's f32/f16/bf16 bytes and store them as f32, f16, bf16,
-// int8 (symmetric, one f32 scale per group of 32) or int4 (f32 scale + min per group of 32).
+// int8 (symmetric, one f16 scale per group of 32, as Q8_0) or int4 (f32 scale + min per group of 32), each
+// row's scales stored right after its codes (MatW in common.h).
 // The arithmetic is exactly src/formats/quant.ts's (same divisions in double, same rounding), so the
 // TypeScript quantizer is a bit-exact oracle for the tests. Compiled without FMA contraction.
 #include <math.h>
@@ -24,11 +25,11 @@ float read_src(const uint8_t* src, int dtype, size_t i) {
   return dtype == ST_BF16 ? bf16_to_f32(h) : f16_to_f32(h);
 }
 
-void quantize_int8_row(const float* x, int K, int Kp, int8_t* q, float* scales) {
+void quantize_int8_row(const float* x, int K, int Kp, int8_t* q, uint16_t* scales) {
   for (int g = 0; g < Kp / QGROUP; g++) {
     int n = K - g * QGROUP;
     if (n > QGROUP) n = QGROUP;
-    scales[g] = quantize_int8_group(x + g * QGROUP, n, q + g * QGROUP);
+    scales[g] = f32_to_f16(quantize_int8_group(x + g * QGROUP, n, q + g * QGROUP, true));
     for (int i = n; i < QGROUP; i++) q[g * QGROUP + i] = 0;
   }
 }
@@ -56,7 +57,7 @@ WeightT* alloc_matrix(int rows, int cols, int storage) {
   }
   w->bytes = (size_t)rows * rowBytes;
   const bool quantized = storage == ST_INT8 || storage == ST_INT4;
-  const float* scales = quantized ? (const float*)((const char*)w->data + mat_code_bytes(storage, Kp)) : nullptr;
+  const void* scales = quantized ? (const char*)w->data + mat_code_bytes(storage, Kp) : nullptr;
   w->mat = MatW{storage, rows, K, Kp, w->data, scales, rowBytes};
   return w;
 }
@@ -89,7 +90,6 @@ WeightT* make_weight(Context& c, const uint8_t* src, int srcDtype, int rows, int
       for (int k = 0; k < K; k++) tmp[k] = read_src(src, srcDtype, (size_t)r * K + k);
       for (int k = K; k < Kp; k++) tmp[k] = 0.0f;
       void* row = const_cast<char*>(mat_row<char>(m, r));
-      float* scales = const_cast<float*>(m.scales ? mat_scales(m, r) : nullptr);
       switch (storage) {
         case ST_F32: std::memcpy(row, tmp, (size_t)Kp * 4); break;
         case ST_F16: {
@@ -102,8 +102,8 @@ WeightT* make_weight(Context& c, const uint8_t* src, int srcDtype, int rows, int
           for (int k = 0; k < Kp; k++) d[k] = f32_to_bf16(tmp[k]);
           break;
         }
-        case ST_INT8: quantize_int8_row(tmp, K, Kp, (int8_t*)row, scales); break;
-        case ST_INT4: quantize_int4_row(tmp, K, Kp, (uint8_t*)row, scales); break;
+        case ST_INT8: quantize_int8_row(tmp, K, Kp, (int8_t*)row, const_cast<uint16_t*>(mat_scales<uint16_t>(m, r))); break;
+        case ST_INT4: quantize_int4_row(tmp, K, Kp, (uint8_t*)row, const_cast<float*>(mat_scales<float>(m, r))); break;
       }
     }
   };
@@ -131,7 +131,13 @@ WeightT* make_weight_quantized(int storage, int rows, int cols, const void* q, c
           row[g * 16 + j] = (char)(lo | (hi << 4));
         }
     }
-    std::memcpy(const_cast<float*>(mat_scales(m, r)), scales + (size_t)r * scaleFloats, (size_t)scaleFloats * 4);
+    const float* src = scales + (size_t)r * scaleFloats;
+    if (storage == ST_INT8) {  // quant.ts int8 scales are f16 values (int8WeightScale): stored exactly
+      uint16_t* d = const_cast<uint16_t*>(mat_scales<uint16_t>(m, r));
+      for (int g = 0; g < G; g++) d[g] = f32_to_f16(src[g]);
+    } else {
+      std::memcpy(const_cast<float*>(mat_scales<float>(m, r)), src, (size_t)scaleFloats * 4);
+    }
   }
   return w;
 }

@@ -108,7 +108,7 @@ PackedWeight pack_weight(const uint8_t* src, int srcDtype, int rows, int cols, i
           for (int g = 0; g < G; g++) {
             const int n = K - g * QGROUP < QGROUP ? K - g * QGROUP : QGROUP;
             scales[(size_t)r * G + g] =
-                quantize_int8_group(tmp.data() + g * QGROUP, n, (int8_t*)out + (size_t)r * Kp + g * QGROUP);
+                quantize_int8_group(tmp.data() + g * QGROUP, n, (int8_t*)out + (size_t)r * Kp + g * QGROUP, true);
           }
           break;
         case ST_INT4:

@@ -6,18 +6,21 @@
  * Rows of K values are split into groups of 32 (the last group of a row may be partial: it is quantized
  * from its real values only and padded with zeros in storage).
  *
- *   int8 (like Q8_0, but an f32 scale): d = fround(amax / 127); q = clamp(roundHalfUp(x / d), -127, 127)
- *                                       x̂ = fround(q · d)
+ *   int8 (like Q8_0):                   d = f16(fround(amax / 127)) (at most 65504);
+ *                                       q = clamp(roundHalfUp(x / d), -127, 127); x̂ = fround(q · d)
  *   int4 (like Q4_1, f32 scale and min): m = min x, d = fround((max x − m) / 15);
  *                                       q = clamp(roundHalfUp((x − m) / d), 0, 15)
  *                                       x̂ = fround(fround(q · d) + m)
  *   (d = 0 → every q = 0.) Divisions are done in double, as JS does; C++ does the same in double.
  *
- * Storage per group: int8 = 32 bytes + 4 (1.125 B/weight); int4 = 16 bytes + 8 (0.75 B/weight). In the
- * int4 byte j of a group holds element j in its low nibble and element j+16 in its high nibble.
- * The int8 KV cache uses the int8 rule with one group per (token, kv head) of headDim values.
+ * CPU storage per group: int8 = 32 bytes + an f16 scale (1.0625 B/weight, Q8_0's size); int4 = 16 bytes +
+ * f32 d and m (0.75 B/weight); each row's scales follow its codes. In the int4 byte j of a group holds
+ * element j in its low nibble and element j+16 in its high nibble.
+ * The int8 KV cache uses the int8 rule with one group per (token, kv head) of headDim values, with the
+ * scale left in f32 (it is stored as f32 per row: rounding it would only lose precision).
  */
 import type { StorageDType } from "../backends/backend.ts";
+import { f16ToF32 } from "./dtype.ts";
 
 export const QGROUP = 32;
 
@@ -39,11 +42,27 @@ export interface QuantizedMatrix {
 
 const groupsOf = (cols: number) => Math.ceil(cols / QGROUP);
 
-/** Symmetric int8 quantization of n values x[off..off+n) with one scale; returns d. */
-export function quantizeInt8Group(x: ArrayLike<number>, off: number, n: number, q: Int8Array, qOff: number): number {
+/** A weight group's int8 scale rounded to f16 (as Q8_0 stores it), saturating at f16's largest 65504. */
+export function int8WeightScale(d: number): number {
+  return Math.min(f16ToF32(f32ToF16(d)), 65504);
+}
+
+/**
+ * Symmetric int8 quantization of n values x[off..off+n) with one scale; returns d. `weight`: the scale is
+ * rounded to f16 (int8WeightScale); the int8 KV cache keeps it in f32.
+ */
+export function quantizeInt8Group(
+  x: ArrayLike<number>,
+  off: number,
+  n: number,
+  q: Int8Array,
+  qOff: number,
+  weight = false,
+): number {
   let amax = 0;
   for (let i = 0; i < n; i++) amax = Math.max(amax, Math.abs(x[off + i]));
-  const d = Math.fround(amax / 127);
+  let d = Math.fround(amax / 127);
+  if (weight) d = int8WeightScale(d);
   for (let i = 0; i < n; i++) {
     q[qOff + i] = d === 0 ? 0 : Math.min(127, Math.max(-127, roundHalfUp(x[off + i] / d)));
   }
@@ -58,7 +77,7 @@ export function quantizeInt8(values: Float32Array, rows: number, cols: number): 
     for (let g = 0; g < G; g++) {
       const off = r * cols + g * QGROUP;
       const n = Math.min(QGROUP, cols - g * QGROUP);
-      scales[r * G + g] = quantizeInt8Group(values, off, n, q, off);
+      scales[r * G + g] = quantizeInt8Group(values, off, n, q, off, true);
     }
   }
   return { kind: "int8", rows, cols, q, scales };
@@ -111,7 +130,8 @@ export function fakeQuantize(values: Float32Array, rows: number, cols: number, k
   return dequantize(kind === "int8" ? quantizeInt8(values, rows, cols) : quantizeInt4(values, rows, cols));
 }
 
-/** Bytes the CPU backend stores for a [rows, cols] matrix (rows padded to a multiple of 32 columns). */
+/** Bytes the CUDA backend stores for a [rows, cols] matrix (rows padded to a multiple of 32 columns; int8/int4
+ * codes, then f32 scales). */
 export function storageBytes(storage: StorageDType, rows: number, cols: number): number {
   const kp = groupsOf(cols) * QGROUP;
   switch (storage) {
