@@ -2,7 +2,7 @@
  * Loom vs llama.cpp on the same GGUF weights, on this machine, in one run.
  *
  *   npm run bench:vs-llamacpp -- [--json out.json] [--quick] [--threads N] [--models tiny,smol]
- *                                 [--types f16,bf16,q8_0] [--no-cross-check] [--no-bench]
+ *                                 [--types f16,bf16,q8_0] [--rounds N] [--no-cross-check] [--no-bench]
  *
  * The peer engine is node-llama-cpp 3.21.1 (llama.cpp with prebuilt CPU binaries shipped inside its npm
  * packages), installed on first use into bench-peers/llamacpp (git-ignored, never a project dependency):
@@ -22,6 +22,9 @@
  * the addon does not load) with --threads (default: all cores), weights in the file's own format (F16 → f16,
  * BF16 → bf16, Q8_0 → int8), f32 KV cache. llama.cpp runs with 1 thread and with all cores; the better
  * figure of the two is kept per metric (its default f16 KV cache, no flash attention, batch size 512).
+ * The engines alternate in --rounds rounds (default 2: loom, llama.cpp, loom, llama.cpp), so that a slow
+ * spell of a shared machine lands on both; the table shows each engine's median over the rounds and the
+ * median of the per-round ratios.
  *
  * Cross-check: on the F32 GGUF of tiny-llama, loom and llama.cpp decode greedily (32 tokens, through EOG
  * tokens) from every prompt of test/fixtures/refs/tiny-llama.json; the table shows how many tokens each
@@ -84,6 +87,8 @@ interface BenchResult {
   note?: string;
 }
 
+/** Alternating rounds of both engines per (model, type) (--rounds). */
+let ROUNDS = 2;
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -475,6 +480,7 @@ async function main(): Promise<void> {
     process.exit(0);
   }
   const quick = flag("--quick");
+  ROUNDS = Math.max(1, Number(opt("--rounds") ?? (quick ? 1 : 2)));
   const threads = Number(opt("--threads") ?? availableParallelism());
   const models = (opt("--models") ?? "tiny,smol").split(",");
   const types = (opt("--types") ?? "f16,bf16,q8_0").split(",") as ExportType[];
@@ -510,38 +516,50 @@ async function main(): Promise<void> {
       console.log(
         `\npp${sizes.ppTokens} / tg${sizes.tgTokens} / par${sizes.parSeqs}×${sizes.parSteps}: tokens per second`,
       );
-      console.log("model               type  metric      loom   llama.cpp (threads)   loom ÷ llama.cpp");
+      console.log(
+        `model               type  metric      loom   llama.cpp (threads)   loom ÷ llama.cpp   per round (${ROUNDS})`,
+      );
       for (const [name, dir] of dirs) {
         for (const type of types) {
           const path = await convert(dir, type, join(tmp, `${name.split(" ")[0]}-${type}.gguf`));
           const nan: BenchResult = { pp: Number.NaN, tg: Number.NaN, par: Number.NaN };
-          const loom: BenchResult = runChild({ engine: "loom", job: "bench", path, threads, sizes }) ?? nan;
-          const peers = threadSet.map((t) => ({
-            t,
-            r: (runChild({ engine: "llamacpp", job: "bench", path, threads: t, sizes }) ?? nan) as BenchResult,
-          }));
+          const rounds = Array.from({ length: ROUNDS }, () => {
+            const loom: BenchResult = runChild({ engine: "loom", job: "bench", path, threads, sizes }) ?? nan;
+            const peers = threadSet.map((t) => ({
+              t,
+              r: (runChild({ engine: "llamacpp", job: "bench", path, threads: t, sizes }) ?? nan) as BenchResult,
+            }));
+            return { loom, peers };
+          });
           for (const [metric, label] of [
             ["pp", `pp${sizes.ppTokens}`],
             ["tg", `tg${sizes.tgTokens}`],
             ["par", `par${sizes.parSeqs}`],
           ] as const) {
-            const best = peers.reduce((a, b) => (b.r[metric] > a.r[metric] || Number.isNaN(a.r[metric]) ? b : a));
-            const ratio = loom[metric] / best.r[metric];
+            // per round: llama.cpp's better thread count, and loom ÷ that
+            const per = rounds.map(({ loom, peers }) => {
+              const best = peers.reduce((a, b) => (b.r[metric] > a.r[metric] || Number.isNaN(a.r[metric]) ? b : a));
+              return { loom: loom[metric], peer: best.r[metric], t: best.t, ratio: loom[metric] / best.r[metric] };
+            });
+            const loomMed = median(per.map((p) => p.loom));
+            const peerMed = median(per.map((p) => p.peer));
+            const ratio = median(per.map((p) => p.ratio));
+            const threadsUsed = [...new Set(per.map((p) => p.t))].join("/");
             console.log(
-              `${name.padEnd(19)} ${type.padEnd(5)} ${label.padEnd(8)} ${fmt(loom[metric]).padStart(7)}   ${fmt(best.r[metric]).padStart(9)} (${best.t})   ${ratio.toFixed(2).padStart(8)}`,
+              `${name.padEnd(19)} ${type.padEnd(5)} ${label.padEnd(8)} ${fmt(loomMed).padStart(7)}   ${fmt(peerMed).padStart(9)} (${threadsUsed})   ${ratio.toFixed(2).padStart(8)}   ${per.map((p) => p.ratio.toFixed(2)).join(" ")}`,
             );
             result.rows.push({
               model: name,
               type,
               metric: label,
-              loom: loom[metric],
-              llamacpp: best.r[metric],
-              llamacppThreads: best.t,
-              llamacppByThreads: Object.fromEntries(peers.map((p) => [p.t, p.r[metric]])),
+              loom: loomMed,
+              llamacpp: peerMed,
+              llamacppThreads: threadsUsed,
               ratio,
+              rounds: per,
             });
           }
-          result.loomBackend = loom.note ?? result.loomBackend;
+          result.loomBackend = rounds[0].loom.note ?? result.loomBackend;
           // Written after every (model, type) so that a long run leaves its table behind.
           if (opt("--json")) writeFileSync(opt("--json") as string, JSON.stringify(result, null, 2));
           rmSync(path, { force: true });
