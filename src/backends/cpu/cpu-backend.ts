@@ -15,7 +15,7 @@
  *   Int32Arrays, copied once by beginStep), so a forward pass allocates nothing in JS.
  * - Weight storage: f32, f16, bf16, int8, int4 (src/formats/quant.ts is the spec), rows padded to a
  *   multiple of 32 columns; an int8/int4 row keeps its scales right after its codes, so a GEMV reads one
- *   sequential range per row (separate scale arrays were 4–6% slower at batch 1), and int8 scales are f16
+ *   sequential range per row (separate scale arrays: 4–6% slower batch-1 GEMVs), and int8 scales are f16
  *   as in Q8_0 (1.0625 bytes per weight instead of 1.125 with f32: 1.05–1.06× faster batch-1 GEMVs).
  * - Matmul: rows ≤ 4 (8 on avx512/amx) → GEMV: each weight row streamed once (a thread reads its rows as 8 interleaved
  *   sequential streams, which the hardware prefetchers follow), weights dequantized in registers (int4
