@@ -160,6 +160,9 @@ function uniqueWeightBytes(w: ModelWeights): number {
   return sum;
 }
 
+/** Bytes of the graph's KV pools (every layer). */
+const kvPoolBytes = (g: Built) => g.graph.kv.reduce((a, l) => a + ((l as unknown as { bytes?: number }).bytes ?? 0), 0);
+
 const CTX = 64;
 const BLOCK = 16;
 
@@ -337,7 +340,7 @@ function sectionDecode(model: string, storage: StorageDType) {
     tokS[Number(n)] = Number(n) / t.median;
     tokSBest[Number(n)] = Number(n) / t.best;
   }
-  const kvBytes = g.graph.kv.reduce((a, l) => a + ((l as unknown as { bytes?: number }).bytes ?? 0), 0);
+  const kvBytes = kvPoolBytes(g);
   return {
     model,
     storage,
@@ -363,8 +366,7 @@ function sectionRss() {
   const bps = Math.ceil((CTX + 2 + steps + 1) / BLOCK);
   const g = build("smol360m", be, "int8", 64 * bps, 64);
   timeDecodeRounds(g, { 1: steps, 16: steps, 64: steps }, 1, bps);
-  const kvBytes = g.graph.kv.reduce((a, l) => a + ((l as unknown as { bytes?: number }).bytes ?? 0), 0);
-  return { maxRssBytes: maxRssBytes(), weightBytes: uniqueWeightBytes(g.weights), kvBytes };
+  return { maxRssBytes: maxRssBytes(), weightBytes: uniqueWeightBytes(g.weights), kvBytes: kvPoolBytes(g) };
 }
 
 function sectionReference() {

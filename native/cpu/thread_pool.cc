@@ -131,14 +131,13 @@ void ThreadPool::workerLoop(int tid) {
     seen = e;
     Slot& s = slots_[e % kSlots];
     s.active.fetch_add(1, std::memory_order_seq_cst);
-    bool idle = false;
-    IdleWork work;
+    IdleWork work{};
     if (s.epoch.load(std::memory_order_seq_cst) == e) {
       participate(s, tid);
-      if ((idle = s.hasIdle)) work = s.idle;  // copied while the slot cannot be reused
+      work = s.idle;  // copied while the slot cannot be reused
     }
     s.active.fetch_sub(1, std::memory_order_seq_cst);
-    if (idle) work.run(work.args, tid, StopToken{&epochWord_, e});
+    if (work.run) work.run(work.args, tid, StopToken{&epochWord_, e});
   }
 }
 
@@ -166,8 +165,7 @@ void ThreadPool::parallelFor(long n, long align, int maxThreads, Body body, void
   s.chunks = chunk_count(units, nt, split);
   for (int p = 0; p < nt; p++) s.cursors[p].next.store(0, std::memory_order_relaxed);
   s.done.store(0, std::memory_order_relaxed);
-  s.hasIdle = idle != nullptr;
-  if (idle) s.idle = *idle;
+  s.idle = idle ? *idle : IdleWork{};
   s.epoch.store(e, std::memory_order_seq_cst);
   epoch_ = e;
 #ifdef __linux__

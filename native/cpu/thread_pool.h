@@ -92,8 +92,7 @@ class ThreadPool {
     void* ctx = nullptr;
     long n = 0, align = 1, chunks = 0;
     int parts = 1;
-    bool hasIdle = false;
-    IdleWork idle;
+    IdleWork idle{};  // run == nullptr: none
     std::unique_ptr<Cursor[]> cursors;
     alignas(64) std::atomic<uint32_t> done{0};
   };
