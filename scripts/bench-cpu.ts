@@ -30,16 +30,16 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Backend, HostTensor, KvDType, StepMeta, StorageDType, WeightDType } from "../src/backends/backend.ts";
+import type { Backend, KvDType, StepMeta, StorageDType } from "../src/backends/backend.ts";
 import { CpuBackend, type CpuIsa } from "../src/backends/cpu/cpu-backend.ts";
 import { ReferenceBackend } from "../src/backends/reference/reference-backend.ts";
 import { hostBf16 } from "../src/formats/dtype.ts";
-import type { SafetensorsModel, TensorInfo } from "../src/formats/safetensors.ts";
 import { type ModelConfig, parseConfig } from "../src/models/config.ts";
 import { LlamaGraph } from "../src/models/graph.ts";
 import { loadModel } from "../src/models/model.ts";
 import { loadWeights, type ModelWeights } from "../src/models/weights.ts";
-import { llamaTensorShapes, randomBf16Pool } from "./smol-model.ts";
+import { BLOCK, CTX, decodeMeta } from "./decode-meta.ts";
+import { randomCheckpoint, SMOL_360M } from "./smol-model.ts";
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(name);
@@ -72,54 +72,6 @@ function cpuBackend(): CpuBackend {
 // ------------------------------------------------------------------------------------------------
 // models
 // ------------------------------------------------------------------------------------------------
-
-/** SmolLM2-360M's shape (random weights). */
-const SMOL_360M = {
-  architectures: ["LlamaForCausalLM"],
-  model_type: "llama",
-  hidden_size: 960,
-  intermediate_size: 2560,
-  num_hidden_layers: 32,
-  num_attention_heads: 15,
-  num_key_value_heads: 5,
-  head_dim: 64,
-  vocab_size: 49152,
-  tie_word_embeddings: true,
-  rms_norm_eps: 1e-5,
-  rope_theta: 100000,
-  max_position_embeddings: 8192,
-  hidden_act: "silu",
-};
-
-/** An in-memory checkpoint of `cfg` with random bf16 weights (std ≈ 0.02, norms = 1), made on read. */
-function randomCheckpoint(cfg: ModelConfig): SafetensorsModel {
-  const shapes = new Map(llamaTensorShapes(cfg));
-  const { pool, size: POOL, rnd } = randomBf16Pool(1 << 20);
-  const info = (name: string): TensorInfo => {
-    const shape = shapes.get(name);
-    if (!shape) throw new Error(`no tensor ${name}`);
-    const n = shape.reduce((a, b) => a * b, 1);
-    return { name, dtype: "bf16", shape, file: "<random>", offset: 0, byteLength: 2 * n };
-  };
-  return {
-    tensorNames: [...shapes.keys()],
-    has: (name) => shapes.has(name),
-    info,
-    read(name): HostTensor {
-      const { shape } = info(name);
-      const n = shape.reduce((a, b) => a * b, 1);
-      const out = new Uint16Array(n);
-      if (shape.length === 1) {
-        out.fill(0x3f80); // 1.0
-      } else {
-        const off = Math.floor(rnd() * POOL);
-        for (let o = 0; o < n; o += POOL) out.set(pool.subarray(off, off + Math.min(POOL, n - o)), o);
-      }
-      return { dtype: "bf16" as WeightDType, shape, data: new Uint8Array(out.buffer) };
-    },
-    close() {},
-  };
-}
 
 interface Built {
   graph: LlamaGraph;
@@ -163,32 +115,6 @@ function uniqueWeightBytes(w: ModelWeights): number {
 
 /** Bytes of the graph's KV pools (every layer). */
 const kvPoolBytes = (g: Built) => g.graph.kv.reduce((a, l) => a + ((l as unknown as { bytes?: number }).bytes ?? 0), 0);
-
-const CTX = 64;
-const BLOCK = 16;
-
-/** Decode step metadata: n sequences, each with its own blocks, at position ctx + step. */
-function decodeMeta(n: number, step: number, blocksPerSeq: number, vocab: number): StepMeta {
-  const pos = CTX + step;
-  const tokenIds = Int32Array.from({ length: n }, (_, i) => (i * 7919 + step * 104729) % vocab);
-  const positions = new Int32Array(n).fill(pos);
-  const blockTables = Int32Array.from({ length: n * blocksPerSeq }, (_, i) => i);
-  const slotMapping = Int32Array.from(
-    { length: n },
-    (_, s) => blockTables[s * blocksPerSeq + Math.floor(pos / BLOCK)] * BLOCK + (pos % BLOCK),
-  );
-  return {
-    numTokens: n,
-    tokenIds,
-    positions,
-    slotMapping,
-    numSeqs: n,
-    queryStart: Int32Array.from({ length: n + 1 }, (_, i) => i),
-    seqLens: new Int32Array(n).fill(pos + 1),
-    blockTables,
-    maxBlocksPerSeq: blocksPerSeq,
-  };
-}
 
 /** Median and best seconds per decode step at batch n. */
 function timeDecode(g: Built, n: number, steps: number, warmup = 2): { median: number; best: number } {

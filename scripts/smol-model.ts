@@ -9,7 +9,9 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { HostTensor, WeightDType } from "../src/backends/backend.ts";
 import { f32ToBf16 } from "../src/formats/dtype.ts";
+import type { SafetensorsModel, TensorInfo } from "../src/formats/safetensors.ts";
 import type { ModelConfig } from "../src/models/config.ts";
 
 const TINY = fileURLToPath(new URL("../models/tiny-llama", import.meta.url));
@@ -19,6 +21,24 @@ export type LlamaShape = Pick<
   ModelConfig,
   "hiddenSize" | "intermediateSize" | "numLayers" | "numHeads" | "numKvHeads" | "headDim" | "vocabSize"
 >;
+
+/** SmolLM2-360M's config.json (the shape; the weights here are random). */
+export const SMOL_360M = {
+  architectures: ["LlamaForCausalLM"],
+  model_type: "llama",
+  hidden_size: 960,
+  intermediate_size: 2560,
+  num_hidden_layers: 32,
+  num_attention_heads: 15,
+  num_key_value_heads: 5,
+  head_dim: 64,
+  vocab_size: 49152,
+  tie_word_embeddings: true,
+  rms_norm_eps: 1e-5,
+  rope_theta: 100000,
+  max_position_embeddings: 8192,
+  hidden_act: "silu",
+};
 
 /** Every tensor of a tied-embedding llama checkpoint with its shape, in file order. */
 export function llamaTensorShapes(c: LlamaShape): [string, number[]][] {
@@ -61,36 +81,43 @@ export function randomBf16Pool(size = 1 << 22): { pool: Uint16Array; size: numbe
   return { pool, size, rnd };
 }
 
+/** An in-memory checkpoint of `cfg` with random bf16 weights (std ≈ 0.02, norms = 1), made on read. */
+export function randomCheckpoint(cfg: ModelConfig): SafetensorsModel {
+  const shapes = new Map(llamaTensorShapes(cfg));
+  const { pool, size: POOL, rnd } = randomBf16Pool(1 << 20);
+  const info = (name: string): TensorInfo => {
+    const shape = shapes.get(name);
+    if (!shape) throw new Error(`no tensor ${name}`);
+    const n = shape.reduce((a, b) => a * b, 1);
+    return { name, dtype: "bf16", shape, file: "<random>", offset: 0, byteLength: 2 * n };
+  };
+  return {
+    tensorNames: [...shapes.keys()],
+    has: (name) => shapes.has(name),
+    info,
+    read(name): HostTensor {
+      const { shape } = info(name);
+      const n = shape.reduce((a, b) => a * b, 1);
+      const out = new Uint16Array(n);
+      if (shape.length === 1) {
+        out.fill(0x3f80); // 1.0
+      } else {
+        const off = Math.floor(rnd() * POOL);
+        for (let o = 0; o < n; o += POOL) out.set(pool.subarray(off, off + Math.min(POOL, n - o)), o);
+      }
+      return { dtype: "bf16" as WeightDType, shape, data: new Uint8Array(out.buffer) };
+    },
+    close() {},
+  };
+}
+
 /** Writes a random-weight model of the SmolLM2-360M shape as an HF folder (bf16 safetensors). */
 export function makeSmolModel(dir: string): string {
   const out = join(dir, "smol-360m-random");
   mkdirSync(out, { recursive: true });
-  const H = 960;
-  const L = 32;
-  const heads = 15;
-  const kv = 5;
-  const hd = H / heads;
-  const I = 2560;
-  const V = 49152;
-  const config = {
-    architectures: ["LlamaForCausalLM"],
-    model_type: "llama",
-    hidden_size: H,
-    intermediate_size: I,
-    num_hidden_layers: L,
-    num_attention_heads: heads,
-    num_key_value_heads: kv,
-    head_dim: hd,
-    hidden_act: "silu",
-    max_position_embeddings: 8192,
-    rms_norm_eps: 1e-5,
-    rope_theta: 100000,
-    tie_word_embeddings: true,
-    vocab_size: V,
-    bos_token_id: 0,
-    eos_token_id: 2,
-    torch_dtype: "bfloat16",
-  };
+  const { hidden_size: H, intermediate_size: I, num_hidden_layers: L, vocab_size: V } = SMOL_360M;
+  const { num_attention_heads: heads, num_key_value_heads: kv, head_dim: hd } = SMOL_360M;
+  const config = { ...SMOL_360M, bos_token_id: 0, eos_token_id: 2, torch_dtype: "bfloat16" };
   writeFileSync(join(out, "config.json"), JSON.stringify(config, null, 2));
   for (const f of ["tokenizer_config.json", "special_tokens_map.json", "generation_config.json"]) {
     writeFileSync(join(out, f), readFileSync(join(TINY, f)));

@@ -4,7 +4,11 @@
  * handling. Skipped with a message when the addon is not built.
  */
 import assert from "node:assert/strict";
+import { copyFileSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { AMX_QUANT_BF16_MIN_ROWS, CpuBackend, type CpuIsa } from "../../src/backends/cpu/cpu-backend.ts";
 import { hostF32 } from "../../src/formats/dtype.ts";
 import { quantizeInt4, quantizeInt8 } from "../../src/formats/quant.ts";
@@ -37,6 +41,35 @@ if (skip) {
     test("tryLoad reports an unavailable or unknown ISA as one line instead of throwing", () => {
       const r = CpuBackend.tryLoad({ isa: "bogus" as CpuIsa });
       assert.ok("error" in r && !r.error.includes("\n") && /unknown ISA/.test(r.error), JSON.stringify(r));
+    });
+    test("addonPath loads another build of the addon beside the default one, and a missing one is an error", () => {
+      const built = fileURLToPath(new URL("../../build/Release/loom_cpu.node", import.meta.url));
+      const copy = join(mkdtempSync(join(tmpdir(), "loom-addon-")), "loom_cpu.node");
+      copyFileSync(built, copy);
+      const a = new CpuBackend({ threads: 1 });
+      const b = new CpuBackend({ threads: 1, addonPath: copy });
+      try {
+        const w = hostF32(
+          Float32Array.from({ length: 12 }, (_, i) => i - 5),
+          [3, 4],
+        );
+        const out = [a, b].map((be) => {
+          const x = be.buffer(4);
+          be.write(x, Float32Array.of(1, -2, 3, 0.5));
+          const y = be.buffer(3);
+          be.matmul(y, x, be.weight(w, "f32"), null, 1);
+          const r = new Float32Array(3);
+          be.read(y, r);
+          return [...r];
+        });
+        assert.deepEqual(out[1], out[0]);
+        assert.deepEqual(out[0], [-5 + 8 - 9 - 1, -1 + 0 + 3 + 1, 3 - 8 + 15 + 3]);
+      } finally {
+        a.dispose();
+        b.dispose();
+      }
+      const missing = CpuBackend.tryLoad({ addonPath: join(tmpdir(), "no-such-dir", "loom_cpu.node") });
+      assert.ok("error" in missing && /not found/.test(missing.error), JSON.stringify(missing));
     });
 
     test("describe names the ISA and the thread count", () => {

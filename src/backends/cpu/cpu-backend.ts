@@ -74,6 +74,11 @@ export interface CpuBackendOptions {
   threads?: number;
   /** Force a kernel set (default: LOOM_CPU_ISA, else the best this CPU supports). */
   isa?: CpuIsa;
+  /**
+   * Another build of the addon (an absolute path to a loom_cpu.node) instead of build/Release: two builds
+   * side by side in one process, for paired benchmarks (scripts/bench-ab.ts).
+   */
+  addonPath?: string;
 }
 
 /** The addon's surface (native/cpu/addon.cc). */
@@ -126,27 +131,31 @@ interface NativeModule {
 }
 
 const ADDON_PATH = "../../../build/Release/loom_cpu.node";
-let loaded: NativeModule | { error: string } | null = null;
+const loaded = new Map<string, NativeModule | { error: string }>();
 
 function firstLine(e: unknown): string {
   return String((e as Error)?.message ?? e).split("\n")[0];
 }
 
-/** Loads the addon once; an error (one line) when it is missing or cannot load. */
-function loadAddon(): NativeModule | { error: string } {
-  if (loaded) return loaded;
+/** Loads an addon build once (default: build/Release); an error (one line) when it is missing or cannot load. */
+function loadAddon(path = ADDON_PATH): NativeModule | { error: string } {
+  let mod = loaded.get(path);
+  if (mod) return mod;
   try {
-    loaded = createRequire(import.meta.url)(ADDON_PATH) as NativeModule;
+    mod = createRequire(import.meta.url)(path) as NativeModule;
   } catch (e) {
     const code = (e as { code?: string }).code;
-    loaded = {
+    mod = {
       error:
         code === "MODULE_NOT_FOUND"
-          ? "native CPU addon not built (build/Release/loom_cpu.node missing; run `node scripts/build-native.mjs`)"
+          ? path === ADDON_PATH
+            ? "native CPU addon not built (build/Release/loom_cpu.node missing; run `node scripts/build-native.mjs`)"
+            : `native CPU addon ${path} not found`
           : `native CPU addon failed to load: ${firstLine(e)}`,
     };
   }
-  return loaded;
+  loaded.set(path, mod);
+  return mod;
 }
 
 const SRC_DTYPE = { f32: 0, f16: 1, bf16: 2 } as const;
@@ -213,7 +222,7 @@ export class CpuBackend implements Backend, QuantizedWeightSink {
 
   /** Throws when the addon is missing or the requested ISA is unavailable (prefer tryLoad). */
   constructor(opts: CpuBackendOptions = {}) {
-    const mod = loadAddon();
+    const mod = loadAddon(opts.addonPath);
     if ("error" in mod) throw new Error(mod.error);
     const threads = Math.max(1, Math.floor(opts.threads ?? availableParallelism()));
     try {

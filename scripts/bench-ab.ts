@@ -1,0 +1,119 @@
+/**
+ * Paired A/B of two builds of the native CPU addon, loaded side by side in one process. This machine's
+ * speed drifts by tens of percent within minutes (the same build's 360M int8 batch-1 step: 15.5 ms, then
+ * 22–24 ms half an hour later), so separate runs cannot resolve a few percent; pairs taken a millisecond
+ * apart can.
+ *
+ *   node --import tsx scripts/bench-ab.ts A.node B.node [--model tiny-llama|smol360m] [--weights int8]
+ *        [--batch 1] [--steps 60] [--threads N]
+ *   node --import tsx scripts/bench-ab.ts A.node B.node --gemv 5120x960 [--weights int8] [--rows 1]
+ *
+ * Keep a build by copying build/Release/loom_cpu.node aside before rebuilding (Node caches an addon by
+ * path). Decode mode alternates one step of each build (the order flips every pair), each after a short
+ * pause so that the other pool's spinning helper has gone to sleep, and reports each build's median step
+ * and the median of the per-pair ratios A/B (> 1: B is faster). --gemv times batch-`rows` matmuls of an
+ * N×K matrix, weights cold (each build rotates through ≥ 600 MB of copies), eight per sample, in pairs.
+ * The build loaded second has read ~1–2% faster in A/A runs: run both orders.
+ */
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { StorageDType } from "../src/backends/backend.ts";
+import { CpuBackend } from "../src/backends/cpu/cpu-backend.ts";
+import { hostBf16 } from "../src/formats/dtype.ts";
+import { parseConfig } from "../src/models/config.ts";
+import { LlamaGraph } from "../src/models/graph.ts";
+import { loadModel } from "../src/models/model.ts";
+import { loadWeights } from "../src/models/weights.ts";
+import { BLOCK, CTX, decodeMeta } from "./decode-meta.ts";
+import { randomCheckpoint, SMOL_360M } from "./smol-model.ts";
+
+const args = process.argv.slice(2);
+const opt = (name: string, dflt: string) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const builds = args.filter((a) => a.endsWith(".node")).map((a) => resolve(a));
+if (builds.length !== 2) {
+  console.error("usage: node --import tsx scripts/bench-ab.ts A.node B.node [--model M] [--gemv NxK] …");
+  process.exit(2);
+}
+const storage = opt("--weights", "int8") as StorageDType;
+const threads = Number(opt("--threads", "2"));
+const pause = new Int32Array(new SharedArrayBuffer(4));
+const rest = () => Atomics.wait(pause, 0, 0, 0.5);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+
+const backends = builds.map((addonPath) => {
+  const r = CpuBackend.tryLoad({ threads, addonPath });
+  if ("error" in r) {
+    console.error(`bench-ab: ${r.error}`);
+    process.exit(1);
+  }
+  return r.backend;
+});
+
+/** Runs sample(v) for build v in alternating pairs; returns each build's median and the paired A/B ratio. */
+function paired(pairs: number, sample: (v: number) => number) {
+  const t: number[][] = [[], []];
+  for (let i = 0; i < pairs; i++)
+    for (const v of i % 2 ? [1, 0] : [0, 1]) {
+      rest();
+      t[v].push(sample(v));
+    }
+  return { a: median(t[0]), b: median(t[1]), ratio: median(t[0].map((x, i) => x / t[1][i])) };
+}
+
+const gemv = opt("--gemv", "");
+if (gemv) {
+  const [N, K] = gemv.split("x").map(Number);
+  const rows = Number(opt("--rows", "1"));
+  const vals = new Float32Array(N * K).map((_, i) => Math.sin(i * 0.37) * 0.05);
+  const host = hostBf16(vals, [N, K]);
+  const sets = backends.map((be) => {
+    const ws = Array.from({ length: Math.ceil(6e8 / (N * K)) }, () => be.weight(host, storage));
+    const x = be.buffer(rows * K);
+    be.write(
+      x,
+      new Float32Array(rows * K).map((_, i) => Math.cos(i)),
+    );
+    return { be, ws, x, y: be.buffer(rows * N), next: 0 };
+  });
+  const bytes = (sets[0].ws[0] as unknown as { bytes: number }).bytes;
+  const r = paired(400, (v) => {
+    const s = sets[v];
+    s.be.matmul(s.y, s.x, s.ws[(s.next + 7) % s.ws.length], null, rows);
+    const t0 = performance.now();
+    for (let j = 0; j < 8; j++) s.be.matmul(s.y, s.x, s.ws[s.next++ % s.ws.length], null, rows);
+    return (performance.now() - t0) / 8;
+  });
+  const gbs = (ms: number) => (bytes / ms / 1e6).toFixed(1);
+  console.log(
+    `GEMV ${N}x${K} ${storage}, ${rows} row(s), cold: A ${gbs(r.a)} GB/s, B ${gbs(r.b)} GB/s, paired A/B ${r.ratio.toFixed(3)}x`,
+  );
+} else {
+  const model = opt("--model", "tiny-llama");
+  const batch = Number(opt("--batch", "1"));
+  const steps = Number(opt("--steps", "60"));
+  const bps = Math.ceil((CTX + 8 + 1) / BLOCK);
+  const graphs = backends.map((be) => {
+    const opts = { maxTokens: Math.max(batch, 64), numBlocks: batch * bps, blockSize: BLOCK, kvDtype: "bf16" as const };
+    if (model === "tiny-llama")
+      return loadModel(fileURLToPath(new URL("../models/tiny-llama", import.meta.url)), be, { ...opts, storage }).graph;
+    const cfg = parseConfig(SMOL_360M, "smollm2-360m-shape");
+    return new LlamaGraph(cfg, loadWeights(cfg, randomCheckpoint(cfg), be, storage), be, opts);
+  });
+  const vocab = graphs[0].cfg.vocabSize;
+  const rows = Int32Array.from({ length: batch }, (_, i) => i);
+  for (const g of graphs) for (let i = 0; i < 3; i++) g.forward(decodeMeta(batch, i, bps, vocab), rows);
+  let step = 0;
+  const r = paired(steps, (v) => {
+    const m = decodeMeta(batch, step++ % 8, bps, vocab);
+    const t0 = performance.now();
+    graphs[v].forward(m, rows);
+    return performance.now() - t0;
+  });
+  console.log(
+    `${model} ${storage} batch ${batch}: A ${r.a.toFixed(3)} ms, B ${r.b.toFixed(3)} ms a step, paired A/B ${r.ratio.toFixed(3)}x`,
+  );
+}
+for (const be of backends) be.dispose();
