@@ -16,16 +16,10 @@
  * The build loaded second has read ~1–2% faster in A/A runs: run both orders.
  */
 import { resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import type { StorageDType } from "../src/backends/backend.ts";
 import { CpuBackend } from "../src/backends/cpu/cpu-backend.ts";
 import { hostBf16 } from "../src/formats/dtype.ts";
-import { parseConfig } from "../src/models/config.ts";
-import { LlamaGraph } from "../src/models/graph.ts";
-import { loadModel } from "../src/models/model.ts";
-import { loadWeights } from "../src/models/weights.ts";
-import { BLOCK, CTX, decodeMeta } from "./decode-meta.ts";
-import { randomCheckpoint, SMOL_360M } from "./smol-model.ts";
+import { type BenchModel, BLOCK, benchGraph, CTX, decodeMeta } from "./bench-decode.ts";
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: string) => {
@@ -91,17 +85,13 @@ if (gemv) {
     `GEMV ${N}x${K} ${storage}, ${rows} row(s), cold: A ${gbs(r.a)} GB/s, B ${gbs(r.b)} GB/s, paired A/B ${r.ratio.toFixed(3)}x`,
   );
 } else {
-  const model = opt("--model", "tiny-llama");
+  const model = opt("--model", "tiny-llama") as BenchModel;
   const batch = Number(opt("--batch", "1"));
   const steps = Number(opt("--steps", "60"));
   const bps = Math.ceil((CTX + 8 + 1) / BLOCK);
-  const graphs = backends.map((be) => {
-    const opts = { maxTokens: Math.max(batch, 64), numBlocks: batch * bps, blockSize: BLOCK, kvDtype: "bf16" as const };
-    if (model === "tiny-llama")
-      return loadModel(fileURLToPath(new URL("../models/tiny-llama", import.meta.url)), be, { ...opts, storage }).graph;
-    const cfg = parseConfig(SMOL_360M, "smollm2-360m-shape");
-    return new LlamaGraph(cfg, loadWeights(cfg, randomCheckpoint(cfg), be, storage), be, opts);
-  });
+  const graphs = backends.map((be) =>
+    benchGraph(model, be, storage, { maxTokens: Math.max(batch, 64), numBlocks: batch * bps, kvDtype: "bf16" }),
+  );
   const vocab = graphs[0].cfg.vocabSize;
   const rows = Int32Array.from({ length: batch }, (_, i) => i);
   for (const g of graphs) for (let i = 0; i < 3; i++) g.forward(decodeMeta(batch, i, bps, vocab), rows);

@@ -34,12 +34,10 @@ import type { Backend, KvDType, StepMeta, StorageDType } from "../src/backends/b
 import { CpuBackend, type CpuIsa } from "../src/backends/cpu/cpu-backend.ts";
 import { ReferenceBackend } from "../src/backends/reference/reference-backend.ts";
 import { hostBf16 } from "../src/formats/dtype.ts";
-import { type ModelConfig, parseConfig } from "../src/models/config.ts";
-import { LlamaGraph } from "../src/models/graph.ts";
-import { loadModel } from "../src/models/model.ts";
-import { loadWeights, type ModelWeights } from "../src/models/weights.ts";
-import { BLOCK, CTX, decodeMeta } from "./decode-meta.ts";
-import { randomCheckpoint, SMOL_360M } from "./smol-model.ts";
+import type { ModelConfig } from "../src/models/config.ts";
+import type { LlamaGraph } from "../src/models/graph.ts";
+import type { ModelWeights } from "../src/models/weights.ts";
+import { type BenchModel, BLOCK, benchGraph, CTX, decodeMeta } from "./bench-decode.ts";
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(name);
@@ -52,7 +50,6 @@ const QUICK = flag("--quick");
 const ISA = opt("--isa") as CpuIsa | undefined;
 const KV = (opt("--kv") ?? "bf16") as KvDType;
 const SELF = fileURLToPath(import.meta.url);
-const TINY_LLAMA = fileURLToPath(new URL("../models/tiny-llama", import.meta.url));
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -80,14 +77,8 @@ interface Built {
 }
 
 function build(model: string, backend: Backend, storage: StorageDType, numBlocks: number, maxTokens: number): Built {
-  const opts = { maxTokens, numBlocks, blockSize: 16, storage, kvDtype: KV };
-  if (model === "tiny-llama") {
-    const m = loadModel(TINY_LLAMA, backend, opts);
-    return { graph: m.graph, cfg: m.config, weights: m.graph.weights };
-  }
-  const cfg = parseConfig(SMOL_360M, "smollm2-360m-shape");
-  const weights = loadWeights(cfg, randomCheckpoint(cfg), backend, storage);
-  return { graph: new LlamaGraph(cfg, weights, backend, opts), cfg, weights };
+  const graph = benchGraph(model as BenchModel, backend, storage, { maxTokens, numBlocks, kvDtype: KV });
+  return { graph, cfg: graph.cfg, weights: graph.weights };
 }
 
 /** Bytes of weight matrices read by one decode step (every layer matrix + lm_head). */
@@ -250,7 +241,7 @@ function sectionDecode(model: string, storage: StorageDType) {
   const bytes = bytesPerToken(g.weights);
   const b1PctOfProbe = median(timed[1].roundMedians.map((t, r) => bytes / t / (probe[r] * 1e9)));
   // The same pairing for batch 64 over batch 1: each round's ratio, median over the rounds.
-  const b64OverB1Rounds = median(timed[64].roundMedians.map((t, r) => 64 / t / (1 / timed[1].roundMedians[r])));
+  const b64OverB1Rounds = median(timed[64].roundMedians.map((t, r) => (64 * timed[1].roundMedians[r]) / t));
   const rows = Int32Array.of(0);
   const gains: number[] = [];
   for (let i = 0; i < (QUICK ? 2 : 8); i++) {
@@ -488,13 +479,12 @@ log(
 );
 
 const smolI8 = decodes.find((d) => d.model === "smol360m" && d.storage === "int8") as Decode;
+const smolBf16 = decodes.find((d) => d.model === "smol360m" && d.storage === "bf16") as Decode;
 const goals = {
   gemvBf16PctOfProbe: bw.gemv.bf16.coldGBs / bw.probeGBs,
   gemvInt8PctOfProbe: bw.gemv.int8.coldGBs / bw.probeGBs,
   smolInt8Batch64OverBatch1: smolI8.tokS[64] / smolI8.tokS[1],
-  smolBf16Batch64OverBatch1:
-    (decodes.find((d) => d.model === "smol360m" && d.storage === "bf16") as Decode).tokS[64] /
-    (decodes.find((d) => d.model === "smol360m" && d.storage === "bf16") as Decode).tokS[1],
+  smolBf16Batch64OverBatch1: smolBf16.tokS[64] / smolBf16.tokS[1],
   smolInt8Batch1PctOfBandwidth: smolI8.b1PctOfProbe,
   smolInt8Batch1IdlePrefetchGain: smolI8.idlePrefetchGain,
   nativeBf16OverReference: ref.reference_s / ref.native_bf16_s,

@@ -87,8 +87,6 @@ interface BenchResult {
   note?: string;
 }
 
-/** Alternating rounds of both engines per (model, type) (--rounds). */
-let ROUNDS = 2;
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -480,7 +478,8 @@ async function main(): Promise<void> {
     process.exit(0);
   }
   const quick = flag("--quick");
-  ROUNDS = Math.max(1, Number(opt("--rounds") ?? (quick ? 1 : 2)));
+  // alternating rounds of both engines per (model, type)
+  const rounds = Math.max(1, Number(opt("--rounds") ?? (quick ? 1 : 2)));
   const threads = Number(opt("--threads") ?? availableParallelism());
   const models = (opt("--models") ?? "tiny,smol").split(",");
   const types = (opt("--types") ?? "f16,bf16,q8_0").split(",") as ExportType[];
@@ -517,13 +516,13 @@ async function main(): Promise<void> {
         `\npp${sizes.ppTokens} / tg${sizes.tgTokens} / par${sizes.parSeqs}×${sizes.parSteps}: tokens per second`,
       );
       console.log(
-        `model               type  metric      loom   llama.cpp (threads)   loom ÷ llama.cpp   per round (${ROUNDS})`,
+        `model               type  metric      loom   llama.cpp (threads)   loom ÷ llama.cpp   per round (${rounds})`,
       );
       for (const [name, dir] of dirs) {
         for (const type of types) {
           const path = await convert(dir, type, join(tmp, `${name.split(" ")[0]}-${type}.gguf`));
           const nan: BenchResult = { pp: Number.NaN, tg: Number.NaN, par: Number.NaN };
-          const rounds = Array.from({ length: ROUNDS }, () => {
+          const results = Array.from({ length: rounds }, () => {
             const loom: BenchResult = runChild({ engine: "loom", job: "bench", path, threads, sizes }) ?? nan;
             const peers = threadSet.map((t) => ({
               t,
@@ -537,7 +536,7 @@ async function main(): Promise<void> {
             ["par", `par${sizes.parSeqs}`],
           ] as const) {
             // per round: llama.cpp's better thread count, and loom ÷ that
-            const per = rounds.map(({ loom, peers }) => {
+            const per = results.map(({ loom, peers }) => {
               const best = peers.reduce((a, b) => (b.r[metric] > a.r[metric] || Number.isNaN(a.r[metric]) ? b : a));
               return { loom: loom[metric], peer: best.r[metric], t: best.t, ratio: loom[metric] / best.r[metric] };
             });
@@ -559,7 +558,7 @@ async function main(): Promise<void> {
               rounds: per,
             });
           }
-          result.loomBackend = rounds[0].loom.note ?? result.loomBackend;
+          result.loomBackend = results[0].loom.note ?? result.loomBackend;
           // Written after every (model, type) so that a long run leaves its table behind.
           if (opt("--json")) writeFileSync(opt("--json") as string, JSON.stringify(result, null, 2));
           rmSync(path, { force: true });

@@ -17,8 +17,8 @@
  *   multiple of 32 columns; an int8/int4 row keeps its scales right after its codes, so a GEMV reads one
  *   sequential range per row (separate scale arrays: 4–6% slower batch-1 GEMVs), and int8 scales are f16
  *   as in Q8_0 (1.0625 bytes per weight instead of 1.125 with f32: 1.05–1.06× faster batch-1 GEMVs).
- * - Matmul: rows ≤ 4 (8 on avx512/amx) → GEMV: each weight row streamed once (a thread reads its rows as 8 interleaved
- *   sequential streams, which the hardware prefetchers follow), weights dequantized in registers (int4
+ * - Matmul: rows ≤ 4 (8 on avx512/amx) → GEMV: each weight row streamed once (a thread reads its rows as up to 4
+ *   interleaved sequential streams, which the hardware prefetchers follow), weights dequantized in registers (int4
  *   scale and min applied once per group; bf16 split into even/odd lanes with one shift + one AND; int8
  *   on avx512/amx: one vpmaddwd per group of 32 against int16-quantized activations). More rows → GEMM:
  *   avx2/avx512 dequantize a panel of weight rows to f32 once and reuse it from cache for every tile of
