@@ -8,6 +8,7 @@
  *   node --import tsx scripts/bench-gpu.ts --write-config llama-1b.json    (the config, for bench-transformers.py)
  *   node --import tsx scripts/bench-gpu.ts --smoke     (a tiny model, batches 1 and 3: checks the driver, e.g. on
  *                                                       the CPU emulation of the kernels)
+ *   node --import tsx scripts/bench-gpu.ts --gemv [--rows R] [--smoke]   (each matmul shape's GEMV alone, GB/s)
  *
  * Per concurrency N: N sequences with `prompt` random token ids each are prefilled (chunks of up to
  * 2048 tokens per step), then decoded greedily until each has `gen` new tokens; every sequence's first
@@ -19,9 +20,10 @@
  * GPU: the graph's final logits read is turned into GPU greedy sampling (a proxy around the backend),
  * which is what the engine's model runner should do once it samples on the device.
  *
- * Batch 1 is compared with the memory roofline: tokens/s ≤ 3.35 TB/s ÷ bytes of weights read per token
- * (H100 SXM HBM3; an H200 reads 4.8 TB/s). With --transformers, the table adds transformers' generate on
- * the same shape and card (scripts/bench-transformers.py) and the ratio.
+ * Batch 1 is compared with the memory roofline: tokens/s ≤ the card's datasheet bandwidth ÷ bytes of weights
+ * read per token (H100 SXM 3.35 TB/s, H200 4.8 TB/s), and with the device-to-device copy bandwidth that
+ * bench-transformers.py measures. With --transformers, the table adds transformers' generate on the same
+ * shape and card (scripts/bench-transformers.py) and the ratio.
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import type { Backend, Buf, HostTensor, StepMeta } from "../src/backends/backend.ts";
@@ -74,7 +76,12 @@ const SMOKE_CONFIG = {
   vocab_size: 512,
 };
 
-const HBM_BYTES_PER_S = 3.35e12;
+/** Datasheet memory bandwidth by card name (the issue's roofline is the H100 SXM's 3.35 TB/s). */
+function datasheetBandwidth(device: string): { bytesPerS: number; card: string } {
+  if (/H200/.test(device)) return { bytesPerS: 4.8e12, card: "H200" };
+  if (/H100.*PCIe/i.test(device)) return { bytesPerS: 2.0e12, card: "H100 PCIe" };
+  return { bytesPerS: 3.35e12, card: /H100/.test(device) ? "H100 SXM" : "H100 SXM (assumed)" };
+}
 const BLOCK = 16;
 const MAX_TOKENS = 2048;
 
@@ -110,15 +117,7 @@ class RandomSource implements TensorSource {
       this.#shapes.set(`${p}input_layernorm.weight`, [h]);
       this.#shapes.set(`${p}post_attention_layernorm.weight`, [h]);
     }
-    let s = 0x9e3779b9;
-    this.#pool = new Uint16Array(1 << 22);
-    for (let i = 0; i < this.#pool.length; i++) {
-      s ^= s << 13;
-      s ^= s >>> 17;
-      s ^= s << 5;
-      const u = ((s >>> 0) / 2 ** 32) * 2 - 1;
-      this.#pool[i] = f32ToBf16(u * 0.035);
-    }
+    this.#pool = randomPool();
   }
   has(name: string): boolean {
     return this.#shapes.has(name);
@@ -135,17 +134,86 @@ class RandomSource implements TensorSource {
     if (shape.length === 1) {
       words.fill(0x3f80); // norms: 1.0
     } else {
-      let off = name.length * 7919;
-      for (let i = 0; i < n; ) {
-        const start = off % this.#pool.length;
-        const len = Math.min(n - i, this.#pool.length - start);
-        words.set(this.#pool.subarray(start, start + len), i);
-        i += len;
-        off += len + 12345;
-      }
+      fillTiled(words, this.#pool, name.length * 7919);
     }
     return { dtype: "bf16", shape, data: new Uint8Array(words.buffer) };
   }
+}
+
+/** 4 Mi bf16 values, uniform in ±0.035 (xorshift). */
+function randomPool(): Uint16Array {
+  let s = 0x9e3779b9;
+  const pool = new Uint16Array(1 << 22);
+  for (let i = 0; i < pool.length; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    const u = ((s >>> 0) / 2 ** 32) * 2 - 1;
+    pool[i] = f32ToBf16(u * 0.035);
+  }
+  return pool;
+}
+
+/** Fills `words` with stretches of the pool, each starting at a shifted offset. */
+function fillTiled(words: Uint16Array, pool: Uint16Array, offset: number): void {
+  let off = offset;
+  for (let i = 0; i < words.length; ) {
+    const start = off % pool.length;
+    const len = Math.min(words.length - i, pool.length - start);
+    words.set(pool.subarray(start, start + len), i);
+    i += len;
+    off += len + 12345;
+  }
+}
+
+/**
+ * --gemv: the batch-1 GEMV of each of the model's matmul shapes alone, as read bandwidth. Each shape gets
+ * enough weight copies to total ≥ 512 MB (several times the L2), one launch per copy captured in a CUDA
+ * graph so launch overhead stays out, and the graph is replayed `reps` times.
+ */
+function benchGemv(cuda: CudaBackend, cfg: typeof LLAMA_1B_CONFIG, rows: number): string[] {
+  const h = cfg.hidden_size;
+  const qkv = (cfg.num_attention_heads + 2 * cfg.num_key_value_heads) * cfg.head_dim;
+  const shapes: [string, number, number][] = [
+    ["qkv", qkv, h],
+    ["o", h, cfg.num_attention_heads * cfg.head_dim],
+    ["gate_up", 2 * cfg.intermediate_size, h],
+    ["down", h, cfg.intermediate_size],
+    ["lm_head", cfg.vocab_size, h],
+  ];
+  const pool = randomPool();
+  const lines = [`batch-${rows} GEMV alone (bf16 weights, CUDA graph of one launch per weight copy, cold in L2):`];
+  lines.push("shape      N x K            MB   copies  us/GEMV    GB/s");
+  let key = 0x6e6d00;
+  for (const [name, N, K] of shapes) {
+    const bytes = N * K * 2;
+    const copies = Math.max(1, Math.min(64, Math.ceil(512e6 / bytes)));
+    const words = new Uint16Array(N * K);
+    fillTiled(words, pool, N + K);
+    const data = new Uint8Array(words.buffer);
+    const ws = Array.from({ length: copies }, () => cuda.weight({ dtype: "bf16", shape: [N, K], data }, "bf16"));
+    const x = cuda.buffer(rows * K);
+    const out = cuda.buffer(rows * N);
+    const xs = new Float32Array(rows * K);
+    for (let i = 0; i < xs.length; i++) xs[i] = Math.sin(i * 0.37);
+    cuda.write(x, xs);
+    for (const w of ws) cuda.matmul(out, x, w, null, rows); // warm-up (module load)
+    cuda.beginCapture();
+    for (const w of ws) cuda.matmul(out, x, w, null, rows);
+    cuda.endCapture(++key);
+    cuda.replayGraph(key);
+    cuda.synchronize();
+    const reps = Math.max(2, Math.min(50, Math.ceil(2e9 / (bytes * copies))));
+    const t0 = performance.now();
+    for (let r = 0; r < reps; r++) cuda.replayGraph(key);
+    cuda.synchronize();
+    const us = ((performance.now() - t0) * 1000) / (reps * copies);
+    lines.push(
+      `${name.padEnd(9)}  ${`${N} x ${K}`.padEnd(15)}  ${(bytes / 1e6).toFixed(1).padStart(6)}  ${String(copies).padStart(6)}  ` +
+        `${us.toFixed(1).padStart(7)}  ${(bytes / us / 1e3).toFixed(0).padStart(6)}`,
+    );
+  }
+  return lines;
 }
 
 /** The graph's backend, except that reading the final logits samples them greedily on the GPU instead. */
@@ -197,6 +265,11 @@ function main(): void {
     process.exit(2);
   }
   const cuda = loaded.backend;
+  if (flag("gemv")) {
+    console.log(benchGemv(cuda, model, Number(arg("rows", "1"))).join("\n"));
+    cuda.dispose();
+    return;
+  }
   const cfg = parseConfig(model as unknown as Record<string, unknown>);
   const maxBatch = Math.max(...batches);
   const maxLen = promptLen + gen;
@@ -317,13 +390,17 @@ function main(): void {
     );
   }
 
-  const rooflineTokS = HBM_BYTES_PER_S / weightBytes;
+  const sheet = datasheetBandwidth(cuda.describe());
+  const rooflineTokS = sheet.bytesPerS / weightBytes;
   const b1 = results.find((r) => r.batch === 1);
   let tf: Record<string, { tokens_per_s?: number; error?: string }> | null = null;
+  let copyBytesPerS = 0;
   const tfPath = arg("transformers", "");
   if (tfPath) {
     try {
-      tf = JSON.parse(readFileSync(tfPath, "utf8")).results ?? null;
+      const tfJson = JSON.parse(readFileSync(tfPath, "utf8"));
+      tf = tfJson.results ?? null;
+      copyBytesPerS = Number(tfJson.copy_bytes_per_s) || 0;
     } catch (e) {
       console.error(`bench-gpu: cannot read ${tfPath}: ${(e as Error).message}`);
     }
@@ -335,9 +412,14 @@ function main(): void {
   );
   lines.push(`device: ${cuda.describe()}`);
   if (b1) {
+    const pct = (tokS: number) => `${((100 * b1.decodeTokensPerS) / tokS).toFixed(0)}%`;
     lines.push(
-      `batch-1 decode: ${b1.decodeTokensPerS.toFixed(0)} tok/s; roofline at 3.35 TB/s: ${rooflineTokS.toFixed(0)} tok/s ` +
-        `(${((100 * b1.decodeTokensPerS) / rooflineTokS).toFixed(0)}% of roofline)`,
+      `batch-1 decode: ${b1.decodeTokensPerS.toFixed(0)} tok/s; roofline at the ${sheet.card}'s ` +
+        `${(sheet.bytesPerS / 1e12).toFixed(2)} TB/s: ${rooflineTokS.toFixed(0)} tok/s (${pct(rooflineTokS)})` +
+        (copyBytesPerS
+          ? `; at the measured copy bandwidth ${(copyBytesPerS / 1e12).toFixed(2)} TB/s: ` +
+            `${(copyBytesPerS / weightBytes).toFixed(0)} tok/s (${pct(copyBytesPerS / weightBytes)})`
+          : ""),
     );
   }
   lines.push("concurrency  output tok/s  decode tok/s  prefill s  decode s  transformers tok/s  ratio");
@@ -359,6 +441,8 @@ function main(): void {
           device: cuda.describe(),
           weightBytes,
           rooflineTokS,
+          datasheetBytesPerS: sheet.bytesPerS,
+          copyBytesPerS,
           graphs,
           promptLen,
           gen,

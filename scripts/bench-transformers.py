@@ -4,14 +4,36 @@ model (bf16, same card, same run), greedy, prompts of 128 random ids, exactly 12
     python3 scripts/bench-transformers.py --config llama-1b.json [--batches 1,128] [--prompt 128] [--gen 128]
                                           [--json out.json]
 
-Output throughput = batch * gen / wall time of generate (prefill included). Writes {"results": {"1":
-{"tokens_per_s": ...}, ...}} so bench-gpu.ts can print the ratio; on any failure it writes the error
+Output throughput = batch * gen / wall time of generate (prefill included). Also measures the card's
+device-to-device copy bandwidth (the memory ceiling bench-gpu.ts compares batch 1 with). Writes
+{"copy_bytes_per_s": ..., "results": {"1": {"tokens_per_s": ...}, ...}} so bench-gpu.ts can print the ratio; on any failure it writes the error
 there and exits 0 (the benchmark table still prints).
 """
 import argparse
 import json
 import sys
 import time
+
+
+def copy_bandwidth(torch) -> float:
+    """Device-to-device copy of 1 GiB, bytes read + written per second: the measured memory ceiling."""
+    n = 1 << 29  # bf16 elements: 1 GiB
+    src = torch.randn(n, device="cuda", dtype=torch.float32).to(torch.bfloat16)
+    dst = torch.empty_like(src)
+    for _ in range(3):
+        dst.copy_(src)
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    times = []
+    for _ in range(10):
+        start.record()
+        dst.copy_(src)
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / 1e3)
+    times.sort()
+    del src, dst
+    torch.cuda.empty_cache()
+    return 2 * 2 * n / times[len(times) // 2]
 
 
 def main() -> None:
@@ -28,6 +50,8 @@ def main() -> None:
         import transformers
         from transformers import LlamaConfig, LlamaForCausalLM
 
+        out["copy_bytes_per_s"] = copy_bandwidth(torch)
+        print(f"device-to-device copy: {out['copy_bytes_per_s'] / 1e12:.2f} TB/s (read + write)", file=sys.stderr)
         cfg_dict = json.load(open(a.config))
         cfg_dict = {k: v for k, v in cfg_dict.items() if k not in ("architectures", "dtype")}
         cfg = LlamaConfig(**cfg_dict)

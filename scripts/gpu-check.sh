@@ -5,19 +5,22 @@
 #     bash scripts/gpu-check.sh pack
 #   builds .device/ (git-ignored): node.xz (this node, stripped, xz), bundle.tar.xz (js/: esbuild bundles
 #   of the CLI, the CUDA tests, the benchmark and a direct validator — the GPU machine has no node_modules
-#   — and node-api/: Node-API + node-addon-api headers for nvcc) and shared.tar.xz (../shared refs + as
-#   many arch-* models as fit in the 64 MiB a device call carries; it says which it left out).
+#   — and node-api/: Node-API + node-addon-api headers for nvcc). The refs and their models travel in the
+#   working tree (test/fixtures, models/).
 #
 #   On the GPU machine (CUDA 13 toolkit with cuBLAS, nvcc, Python with torch + transformers, no Node):
 #     bash scripts/gpu-check.sh            (carry .device; results also go to $OUT when set)
 #
-# $OUT receives gpu-check.log, tests.log, validate.log, transformers.json, bench.json, bench.txt.
+# $OUT receives gpu-check.log, tests.log, validate.log, generate.log, transformers.json, bench.json, bench.txt
+# and sanitizer.log (8 files: what a device call brings back).
 # Dry run without a GPU: LOOM_GPU_CHECK_EMULATE=1 builds the CPU emulation of the kernels instead of the sm_90
 # addon and runs everything against it (the benchmark as --smoke); LOOM_GPU_CHECK_REFS=a,b limits the refs.
 # Steps: unpack node → build the addon for sm_90 (LOOM_CUDA_ARCHS overrides) → CUDA tests (conformance
 # exact + tensor cores, device features) → validate every ref with --backend cuda --dtype bf16 (tensor
-# cores, bf16 tolerance; and the exact f32 path, tolerance 1e-3) → transformers baseline → benchmark →
-# a short table. Each step has a timeout; a failing step is reported and the next one still runs.
+# cores, bf16 tolerance; and the exact f32 path, tolerance 1e-3) → one generation through the engine →
+# transformers baseline (+ the card's copy bandwidth) → benchmark → each GEMV alone, batch 1 without graphs →
+# compute-sanitizer memcheck of the conformance suite → a short table. Each step has a timeout; a failing
+# step is reported and the next one still runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -27,6 +30,14 @@ SHARED_SRC=${LOOM_SHARED:-$ROOT/../shared}
 # CPU emulation); the f32-matmul run keeps the refs' own 1e-3.
 TOL_TC=${LOOM_BF16_TOLERANCE:-0.25}
 TOL_EXACT=1e-3
+# Validation stops starting new refs this many seconds after the check began (the benchmark comes after it);
+# each validation run gets VALIDATE_TIMEOUT seconds. Emulated runs are ~50x slower.
+VALIDATE_DEADLINE=${LOOM_GPU_CHECK_VALIDATE_DEADLINE:-240}
+VALIDATE_TIMEOUT=${LOOM_GPU_CHECK_VALIDATE_TIMEOUT:-60}
+if [ "${LOOM_GPU_CHECK_EMULATE:-0}" = 1 ]; then
+  VALIDATE_DEADLINE=${LOOM_GPU_CHECK_VALIDATE_DEADLINE:-3600}
+  VALIDATE_TIMEOUT=${LOOM_GPU_CHECK_VALIDATE_TIMEOUT:-300}
+fi
 
 # ------------------------------------------------------------------------------------------------------
 # pack (dev machine)
@@ -112,12 +123,15 @@ process.exitCode = failed ? 1 : 0;
 TS
   tar -C "$stage" -cf - js node-api | xz -T0 -9 >"$DEV/bundle.tar.xz"
 
-  # 4. refs and the arch-* fixtures the repo lacks, as many as fit in the 64 MiB a device call carries
+  # 4. refs and the arch-* fixtures, when the repo lacks them (test/fixtures holds them now), as many as fit in
+  #    the 64 MiB a device call carries
   local tree budget
   tree=$(git ls-files -co --exclude-standard -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
   budget=$((${LOOM_PACK_BUDGET_MIB:-64} * 1048576 - tree - $(stat -c %s "$DEV/node.xz" 2>/dev/null || echo 0) - $(stat -c %s "$DEV/bundle.tar.xz") - 65536))
   rm -f "$DEV/shared.tar.xz"
-  if [ -d "$SHARED_SRC/refs" ]; then
+  if [ -d "$ROOT/test/fixtures/refs" ]; then
+    echo "pack: refs and their models travel in the working tree (test/fixtures, models/)"
+  elif [ -d "$SHARED_SRC/refs" ]; then
     local models=() left=() m
     # smallest first
     for m in $(du -sb "$SHARED_SRC"/models/*/ | sort -n | awk '{print $2}'); do
@@ -232,13 +246,13 @@ js() {
   fi
 }
 
-# 2. tests
+# 2. tests (LOOM_CUDA_SYNC=1: each op is waited for, so an execution error names its op)
 t=$(date +%s)
 if [ -f "$JS/device.test.mjs" ]; then
   tests=("$JS"/load.test.mjs "$JS"/conformance.test.mjs "$JS"/conformance-tc.test.mjs "$JS"/device.test.mjs)
-  timeout 300 node --test --test-concurrency=1 "${tests[@]}" >"$OUTDIR/tests.log" 2>&1
+  LOOM_CUDA_SYNC=1 timeout 200 node --test --test-concurrency=1 "${tests[@]}" >"$OUTDIR/tests.log" 2>&1
 else
-  timeout 300 node --import tsx --test --test-concurrency=1 test/cuda/*.test.ts >"$OUTDIR/tests.log" 2>&1
+  LOOM_CUDA_SYNC=1 timeout 200 node --import tsx --test --test-concurrency=1 test/cuda/*.test.ts >"$OUTDIR/tests.log" 2>&1
 fi
 rc=$?
 pass=$(grep -E '^# pass' "$OUTDIR/tests.log" | awk '{print $3}')
@@ -249,7 +263,7 @@ grep -E 'not ok|SKIP' "$OUTDIR/tests.log" | head -20
 
 # 3. validate every ref
 REFS=""
-for d in "${LOOM_REFS:-}" "$DEV/shared/refs" "$ROOT/shared/refs" "$SHARED_SRC/refs"; do
+for d in "${LOOM_REFS:-}" "$ROOT/test/fixtures/refs" "$DEV/shared/refs" "$ROOT/shared/refs" "$SHARED_SRC/refs"; do
   [ -n "$d" ] && [ -d "$d" ] && { REFS=$d; break; }
 done
 if [ -z "$REFS" ] && [ -f "$DEV/shared.tar.xz" ]; then
@@ -266,10 +280,14 @@ else
   for refs in "$REFS"/*.json; do
     [ -f "${refs%.json}.logits.safetensors" ] || continue
     name=$(basename "$refs" .json)
+    if [ $(($(date +%s) - T0)) -gt "$VALIDATE_DEADLINE" ]; then
+      note "validate $name" "SKIPPED (past the validation deadline, ${VALIDATE_DEADLINE}s after the start)"
+      continue
+    fi
     if [ -n "${LOOM_GPU_CHECK_REFS:-}" ] && [[ ",$LOOM_GPU_CHECK_REFS," != *",$name,"* ]]; then continue; fi
     mdir=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("model_dir",""))' "$refs" 2>/dev/null)
     model=""
-    for m in "$ROOT/models/$mdir" "$SHARED_MODELS/$mdir"; do [ -f "$m/config.json" ] && { model=$m; break; }; done
+    for m in "$ROOT/models/$mdir" "$ROOT/test/fixtures/models/$mdir" "$SHARED_MODELS/$mdir"; do [ -f "$m/config.json" ] && { model=$m; break; }; done
     if [ -z "$model" ]; then
       note "validate $name" "SKIPPED (model $mdir not carried)"
       continue
@@ -281,7 +299,7 @@ else
       # `loom validate --backend cuda` when the CLI knows the backend; else the direct validator
       if [ "$wired" != no ]; then
         js loom.mjs bin/loom.js
-        LOOM_CUDA_TC_MIN_ROWS=$tcenv timeout 120 "${JSCMD[@]}" validate --refs "$refs" --model "$model" \
+        LOOM_CUDA_TC_MIN_ROWS=$tcenv timeout "$VALIDATE_TIMEOUT" "${JSCMD[@]}" validate --refs "$refs" --model "$model" \
           --backend cuda --dtype bf16 --tolerance "$tol" >"$log" 2>&1
         rc=$?
         if ! grep -q ' on cuda: ' "$log"; then
@@ -291,7 +309,7 @@ else
       fi
       if [ "$wired" = no ]; then
         js validate-cuda.mjs "$JS/validate-cuda.mjs"
-        LOOM_CUDA_TC_MIN_ROWS=$tcenv timeout 120 "${JSCMD[@]}" "$refs" "$model" bf16 "$tol" >"$log" 2>&1
+        LOOM_CUDA_TC_MIN_ROWS=$tcenv timeout "$VALIDATE_TIMEOUT" "${JSCMD[@]}" "$refs" "$model" bf16 "$tol" >"$log" 2>&1
         rc=$?
       fi
       { echo "---- $name, $mode (tolerance $tol, rc $rc)"; cat "$log"; } >>"$VLOG"
@@ -312,17 +330,20 @@ fi
 t=$(date +%s)
 js loom.mjs bin/loom.js
 GEN=(generate --max-tokens 48 --temperature 0 "In the beginning God created")
-timeout 120 "${JSCMD[@]}" "${GEN[@]}" --backend cuda >"$OUTDIR/generate-cuda.log" 2>&1
+GEN_CUDA=$(mktemp) GEN_REF=$(mktemp)
+timeout 120 "${JSCMD[@]}" "${GEN[@]}" --backend cuda >"$GEN_CUDA" 2>&1
 grc=$?
-timeout 120 "${JSCMD[@]}" "${GEN[@]}" --backend reference >"$OUTDIR/generate-ref.log" 2>&1
+timeout 120 "${JSCMD[@]}" "${GEN[@]}" --backend reference >"$GEN_REF" 2>&1
 if [ $grc != 0 ]; then
-  same="FAILED (see generate-cuda.log)"
-elif cmp -s <(tail -1 "$OUTDIR/generate-cuda.log") <(tail -1 "$OUTDIR/generate-ref.log"); then
+  same="FAILED (see generate.log)"
+elif cmp -s <(tail -1 "$GEN_CUDA") <(tail -1 "$GEN_REF"); then
   same="same text as the reference backend"
 else
   same="text DIFFERS from the reference backend (bf16 vs f32 weights can part at a near-tie)"
 fi
-note "generate --backend cuda" "rc $grc, $same ($(elapsed "$t")): $(tail -1 "$OUTDIR/generate-cuda.log" | cut -c1-60)"
+{ echo "---- --backend cuda (rc $grc)"; cat "$GEN_CUDA"; echo "---- --backend reference"; cat "$GEN_REF"; } >"$OUTDIR/generate.log"
+note "generate --backend cuda" "rc $grc, $same ($(elapsed "$t")): $(tail -1 "$GEN_CUDA" | cut -c1-60)"
+rm -f "$GEN_CUDA" "$GEN_REF"
 
 # 4. benchmark: transformers baseline first (its own process), then Loom
 t=$(date +%s)
@@ -332,14 +353,39 @@ CFG=$(mktemp --suffix=.json)
 SMOKE=()
 [ "$EMULATE" = 1 ] && SMOKE=(--smoke)
 if [ "$EMULATE" != 1 ] && command -v python3 >/dev/null; then
-  PYTHONUNBUFFERED=1 timeout 240 python3 scripts/bench-transformers.py --config "$CFG" \
+  PYTHONUNBUFFERED=1 timeout 150 python3 scripts/bench-transformers.py --config "$CFG" \
     --batches 1,128 --json "$OUTDIR/transformers.json" >/dev/null
   note "transformers baseline" "rc $? ($(elapsed "$t"))"
 fi
 t=$(date +%s)
-timeout 300 "${JSCMD[@]}" "${SMOKE[@]}" --transformers "$OUTDIR/transformers.json" \
+timeout 200 "${JSCMD[@]}" "${SMOKE[@]}" --transformers "$OUTDIR/transformers.json" \
   --json "$OUTDIR/bench.json" >"$OUTDIR/bench.txt"
 note "benchmark" "rc $? ($(elapsed "$t"))"
+
+# 4b. each matmul shape's batch-1 GEMV alone, and batch 1 without CUDA graphs (what the graphs gain)
+t=$(date +%s)
+{
+  echo
+  timeout 120 "${JSCMD[@]}" "${SMOKE[@]}" --gemv
+  echo
+  echo "without CUDA graphs:"
+  timeout 120 "${JSCMD[@]}" "${SMOKE[@]}" --batches 1 --no-graphs | grep -E '^batch-1|^ +1 '
+} >>"$OUTDIR/bench.txt" 2>&1
+note "GEMV alone + eager batch 1" "rc $? ($(elapsed "$t"))"
+
+# 5. compute-sanitizer memcheck over the op conformance suite (bad accesses the results would not show)
+if [ "$EMULATE" != 1 ] && [ "${LOOM_GPU_CHECK_SANITIZE:-1}" = 1 ] && [ -f "$JS/conformance.test.mjs" ]; then
+  san=$(command -v compute-sanitizer || ls "${CUDA_HOME:-/usr/local/cuda}"/bin/compute-sanitizer 2>/dev/null)
+  if [ -n "$san" ]; then
+    t=$(date +%s)
+    timeout "${LOOM_GPU_CHECK_SANITIZE_TIMEOUT:-150}" "$san" --tool memcheck --error-exitcode 3 \
+      node --test --test-concurrency=1 "$JS/conformance.test.mjs" >"$OUTDIR/sanitizer.log" 2>&1
+    rc=$?
+    note "compute-sanitizer memcheck" "rc $rc, $(grep -E 'ERROR SUMMARY' "$OUTDIR/sanitizer.log" | tail -1) ($(elapsed "$t"))"
+  else
+    note "compute-sanitizer memcheck" "not found"
+  fi
+fi
 
 echo
 echo "================================ gpu-check summary ($(elapsed "$T0")) ================================"

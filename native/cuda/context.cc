@@ -248,14 +248,16 @@ std::unique_ptr<DeviceWeight> upload_packed(const PackedWeight& p, int storage, 
   w->cols = p.cols;
   w->isVector = p.cols <= 0;
   w->data = device_alloc(p.data.size(), "a weight");
-  LOOM_CHECK(cudaMemcpy(w->data, p.data.data(), p.data.size(), cudaMemcpyHostToDevice));
+  // On the compute stream, then waited for: a plain cudaMemcpy from pageable memory runs on the legacy
+  // stream (which the non-blocking compute stream does not wait for) and may return before its DMA lands.
+  LOOM_CHECK(cudaMemcpyAsync(w->data, p.data.data(), p.data.size(), cudaMemcpyHostToDevice, s));
   if (!p.scales.empty()) {
     w->scales = (float*)device_alloc(p.scales.size() * 4, "weight scales");
-    LOOM_CHECK(cudaMemcpy(w->scales, p.scales.data(), p.scales.size() * 4, cudaMemcpyHostToDevice));
+    LOOM_CHECK(cudaMemcpyAsync(w->scales, p.scales.data(), p.scales.size() * 4, cudaMemcpyHostToDevice, s));
   }
+  LOOM_CHECK(cudaStreamSynchronize(s));  // the source is a temporary
   w->bytes = p.data.size() + p.scales.size() * 4;
   w->view = WeightView{w->isVector ? ST_F32 : storage, p.rows, p.cols, p.Kp, w->data, w->scales};
-  (void)s;
   return w;
 }
 }  // namespace
@@ -294,7 +296,8 @@ int Context::newConst(const float* data, size_t n) {
   auto c = std::make_unique<DeviceConst>();
   c->ptr = (float*)device_alloc(n * 4, "a constant");
   c->size = n;
-  LOOM_CHECK(cudaMemcpy(c->ptr, data, n * 4, cudaMemcpyHostToDevice));
+  LOOM_CHECK(cudaMemcpyAsync(c->ptr, data, n * 4, cudaMemcpyHostToDevice, stream));  // see upload_packed
+  LOOM_CHECK(cudaStreamSynchronize(stream));
   return push_object(consts, std::move(c));
 }
 
