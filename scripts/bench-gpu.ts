@@ -8,7 +8,8 @@
  *   node --import tsx scripts/bench-gpu.ts --write-config llama-1b.json    (the config, for bench-transformers.py)
  *   node --import tsx scripts/bench-gpu.ts --smoke     (a tiny model, batches 1 and 3: checks the driver, e.g. on
  *                                                       the CPU emulation of the kernels)
- *   node --import tsx scripts/bench-gpu.ts --gemv [--rows R] [--smoke]   (each matmul shape's GEMV alone, GB/s)
+ *   node --import tsx scripts/bench-gpu.ts --gemv [--rows 1,2,4,8,16] [--smoke]   (each matmul shape alone, GB/s,
+ *                                                       GEMV kernel and cuBLAS)
  *
  * Per concurrency N: N sequences with `prompt` random token ids each are prefilled (chunks of up to
  * 2048 tokens per step), then decoded greedily until each has `gen` new tokens; every sequence's first
@@ -167,11 +168,12 @@ function fillTiled(words: Uint16Array, pool: Uint16Array, offset: number): void 
 }
 
 /**
- * --gemv: the batch-1 GEMV of each of the model's matmul shapes alone, as read bandwidth. Each shape gets
- * enough weight copies to total ≥ 512 MB (several times the L2), one launch per copy captured in a CUDA
- * graph so launch overhead stays out, and the graph is replayed `reps` times.
+ * --gemv: each of the model's matmul shapes alone, as weight-read bandwidth, for several row counts, on the
+ * GEMV kernel and on cuBLAS (two backends: tensorCoreMinRows Infinity and 1). Each shape gets enough weight
+ * copies to total ≥ 512 MB (several times the L2), one matmul per copy captured in a CUDA graph so launch
+ * overhead stays out, and the graph is replayed until ~2 GB were read.
  */
-function benchGemv(cuda: CudaBackend, cfg: typeof LLAMA_1B_CONFIG, rows: number): string[] {
+function benchGemv(cfg: typeof LLAMA_1B_CONFIG, rowsList: number[]): string[] {
   const h = cfg.hidden_size;
   const qkv = (cfg.num_attention_heads + 2 * cfg.num_key_value_heads) * cfg.head_dim;
   const shapes: [string, number, number][] = [
@@ -182,35 +184,57 @@ function benchGemv(cuda: CudaBackend, cfg: typeof LLAMA_1B_CONFIG, rows: number)
     ["lm_head", cfg.vocab_size, h],
   ];
   const pool = randomPool();
-  const lines = [`batch-${rows} GEMV alone (bf16 weights, CUDA graph of one launch per weight copy, cold in L2):`];
-  lines.push("shape      N x K            MB   copies  us/GEMV    GB/s");
+  const gbps = new Map<string, number>(); // `${path} ${shape} ${rows}` → GB/s
   let key = 0x6e6d00;
+  for (const path of ["gemv", "cublas"] as const) {
+    const loaded = CudaBackend.tryLoad({ tensorCoreMinRows: path === "gemv" ? Number.POSITIVE_INFINITY : 1 });
+    if ("error" in loaded) throw new Error(loaded.error);
+    const cuda = loaded.backend;
+    for (const [name, N, K] of shapes) {
+      const bytes = N * K * 2;
+      const copies = Math.max(1, Math.min(64, Math.ceil(512e6 / bytes)));
+      const words = new Uint16Array(N * K);
+      fillTiled(words, pool, N + K);
+      const data = new Uint8Array(words.buffer);
+      const ws = Array.from({ length: copies }, () => cuda.weight({ dtype: "bf16", shape: [N, K], data }, "bf16"));
+      const maxRows = Math.max(...rowsList);
+      const x = cuda.buffer(maxRows * K);
+      const out = cuda.buffer(maxRows * N);
+      const xs = new Float32Array(maxRows * K);
+      for (let i = 0; i < xs.length; i++) xs[i] = Math.sin(i * 0.37);
+      cuda.write(x, xs);
+      for (const rows of rowsList) {
+        if (path === "gemv" && rows > 8) continue; // the GEMV kernel takes ≤ 8 rows
+        for (const w of ws) cuda.matmul(out, x, w, null, rows); // warm-up: module load, scratch, heuristics
+        cuda.beginCapture();
+        for (const w of ws) cuda.matmul(out, x, w, null, rows);
+        cuda.endCapture(++key);
+        cuda.replayGraph(key);
+        cuda.synchronize();
+        const reps = Math.max(2, Math.min(50, Math.ceil(2e9 / (bytes * copies))));
+        const t0 = performance.now();
+        for (let r = 0; r < reps; r++) cuda.replayGraph(key);
+        cuda.synchronize();
+        const us = ((performance.now() - t0) * 1000) / (reps * copies);
+        gbps.set(`${path} ${name} ${rows}`, bytes / us / 1e3);
+      }
+    }
+    cuda.dispose();
+  }
+  const lines = [
+    "matmul alone, bf16 weights, GB/s of weight read (CUDA graph of one launch per weight copy, cold in L2);",
+    "each cell: GEMV kernel / cuBLAS",
+    `shape      N x K            MB  ${rowsList.map((r) => `rows ${r}`.padStart(12)).join("")}`,
+  ];
   for (const [name, N, K] of shapes) {
-    const bytes = N * K * 2;
-    const copies = Math.max(1, Math.min(64, Math.ceil(512e6 / bytes)));
-    const words = new Uint16Array(N * K);
-    fillTiled(words, pool, N + K);
-    const data = new Uint8Array(words.buffer);
-    const ws = Array.from({ length: copies }, () => cuda.weight({ dtype: "bf16", shape: [N, K], data }, "bf16"));
-    const x = cuda.buffer(rows * K);
-    const out = cuda.buffer(rows * N);
-    const xs = new Float32Array(rows * K);
-    for (let i = 0; i < xs.length; i++) xs[i] = Math.sin(i * 0.37);
-    cuda.write(x, xs);
-    for (const w of ws) cuda.matmul(out, x, w, null, rows); // warm-up (module load)
-    cuda.beginCapture();
-    for (const w of ws) cuda.matmul(out, x, w, null, rows);
-    cuda.endCapture(++key);
-    cuda.replayGraph(key);
-    cuda.synchronize();
-    const reps = Math.max(2, Math.min(50, Math.ceil(2e9 / (bytes * copies))));
-    const t0 = performance.now();
-    for (let r = 0; r < reps; r++) cuda.replayGraph(key);
-    cuda.synchronize();
-    const us = ((performance.now() - t0) * 1000) / (reps * copies);
+    const cell = (r: number) => {
+      const g = gbps.get(`gemv ${name} ${r}`);
+      const c = gbps.get(`cublas ${name} ${r}`);
+      return `${g ? g.toFixed(0) : "-"}/${c ? c.toFixed(0) : "-"}`.padStart(12);
+    };
     lines.push(
-      `${name.padEnd(9)}  ${`${N} x ${K}`.padEnd(15)}  ${(bytes / 1e6).toFixed(1).padStart(6)}  ${String(copies).padStart(6)}  ` +
-        `${us.toFixed(1).padStart(7)}  ${(bytes / us / 1e3).toFixed(0).padStart(6)}`,
+      `${name.padEnd(9)}  ${`${N} x ${K}`.padEnd(15)}  ${((N * K * 2) / 1e6).toFixed(1).padStart(5)} ` +
+        rowsList.map(cell).join(""),
     );
   }
   return lines;
@@ -266,8 +290,8 @@ function main(): void {
   }
   const cuda = loaded.backend;
   if (flag("gemv")) {
-    console.log(benchGemv(cuda, model, Number(arg("rows", "1"))).join("\n"));
     cuda.dispose();
+    console.log(benchGemv(model, arg("rows", "1,2,4,8,16").split(",").map(Number)).join("\n"));
     return;
   }
   const cfg = parseConfig(model as unknown as Record<string, unknown>);

@@ -76,30 +76,42 @@ __global__ void __launch_bounds__(DECODE_THREADS)
   const int* bt = a.step.blockTables + (size_t)s * a.step.blockTableStride;
   const int bs = a.kv.blockSize, Hkv = a.kv.numKvHeads;
 
-  // Phase 1: scores, one warp per token, lanes across the head dimension.
-  for (int j = start + warp; j < end; j += NW) {
+  // Phase 1: scores, one thread per token, so a warp scores 32 tokens at once (a warp per token with lanes
+  // across the head dimension made each token wait on the one before: block table → K row → warp sums).
+  const bool vec8 = (hd & 7) == 0;
+  for (int j = start + tid; j < end; j += DECODE_THREADS) {
     const int slot = bt[j / bs] * bs + j % bs;
     const size_t vec = (size_t)slot * Hkv + kvh;
     const size_t off = vec * hd;
     float dot[GB];
 #pragma unroll
     for (int g = 0; g < GB; g++) dot[g] = 0.0f;
+    int d = 0;
+    if (vec8) {
+      for (; d < hd; d += 8) {
+        float k[8];
+        kv_load8<KVT>(a.kv.k, a.kv.kScale, off, vec, d, k);
 #pragma unroll
-    for (int i = 0; i < DPL; i++) {
-      const int d = lane + 32 * i;
-      if (d < hd) {
-        const float k = KvLoad<KVT>::at(a.kv.k, a.kv.kScale, off, vec, d);
+        for (int g = 0; g < GB; g++) {
+          if (g < gcount) {
 #pragma unroll
-        for (int g = 0; g < GB; g++)
-          if (g < gcount) dot[g] += qs[g * hd + d] * k;
+            for (int i = 0; i < 8; i++) dot[g] += qs[g * hd + d + i] * k[i];
+          }
+        }
       }
+    }
+    for (; d < hd; d++) {
+      const float k = KvLoad<KVT>::at(a.kv.k, a.kv.kScale, off, vec, d);
+#pragma unroll
+      for (int g = 0; g < GB; g++)
+        if (g < gcount) dot[g] += qs[g * hd + d] * k;
     }
 #pragma unroll
     for (int g = 0; g < GB; g++) {
       if (g < gcount) {
-        float v = warp_sum(dot[g]) * a.scale;
+        float v = dot[g] * a.scale;
         if (a.softcap > 0.0f) v = a.softcap * tanhf(v / a.softcap);
-        if (lane == 0) sc[g * part + (j - start)] = v;
+        sc[g * part + (j - start)] = v;
       }
     }
   }
@@ -130,6 +142,8 @@ __global__ void __launch_bounds__(DECODE_THREADS)
   for (int g = 0; g < GB; g++)
 #pragma unroll
     for (int i = 0; i < DPL; i++) acc[g][i] = 0.0f;
+  // unrolled so that several tokens' block-table and V loads are in flight at once
+#pragma unroll 4
   for (int j = start + warp; j < end; j += NW) {
     const int slot = bt[j / bs] * bs + j % bs;
     const size_t vec = (size_t)slot * Hkv + kvh;

@@ -61,7 +61,8 @@ struct ContextOptions {
   int device = 0;
   /** 0: cuBLAS must load (else the constructor throws); 1: use it when it loads; 2: never use it. */
   int cublasMode = 0;
-  /** Matmuls of bf16 weights with at least this many rows go to cuBLAS (≥ 9; INT_MAX = never). */
+  /** Matmuls of bf16 weights with at least this many rows go to cuBLAS (≥ 1; INT_MAX = never); the rest of
+   *  ≤ GEMV_MAX_ROWS rows to the GEMV kernel. */
   int tensorCoreMinRows = 9;
 };
 

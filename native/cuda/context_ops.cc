@@ -32,9 +32,10 @@ void* Context::scratch(ScratchSlot slot, size_t bytes) {
 void Context::matmul(float* out, const float* x, const DeviceWeight& w, const float* bias, int rows) {
   const WeightView& v = w.view;
   if (rows <= 0) return;
-  if (rows <= GEMV_MAX_ROWS) {
+  const bool tensorCores = v.storage == ST_BF16 && handle_ && rows >= opts_.tensorCoreMinRows;
+  if (!tensorCores && rows <= GEMV_MAX_ROWS) {
     launch_gemv(stream, out, x, v, bias, rows);
-  } else if (v.storage == ST_BF16 && handle_ && rows >= opts_.tensorCoreMinRows) {
+  } else if (tensorCores) {
     void* xb = scratch(SCR_ACT_BF16, (size_t)rows * v.Kp * 2);
     launch_f32_to_bf16_padded(stream, xb, x, rows, v.K, v.Kp);
     const float alpha = 1.0f, beta = 0.0f;

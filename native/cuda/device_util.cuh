@@ -195,4 +195,35 @@ struct KvLoad<KV_INT8> {
   }
 };
 
+/**
+ * Eight consecutive KV elements d..d+7 of the vector at `off` into out[]: one 16-byte load for bf16/f16, two
+ * for f32, one 8-byte load for int8. Needs off and d multiples of 8 (headDim % 8 == 0) for alignment.
+ */
+template <int KVT>
+__device__ __forceinline__ void kv_load8(const void* p, const float* scale, size_t off, size_t vec, int d,
+                                         float out[8]) {
+  if (KVT == KV_F32) {
+    const float4* q = reinterpret_cast<const float4*>((const float*)p + off + d);
+    const float4 a = q[0], b = q[1];
+    out[0] = a.x, out[1] = a.y, out[2] = a.z, out[3] = a.w;
+    out[4] = b.x, out[5] = b.y, out[6] = b.z, out[7] = b.w;
+  } else if (KVT == KV_INT8) {
+    const uint2 u = *reinterpret_cast<const uint2*>((const signed char*)p + off + d);
+    const float sc = scale[vec];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      out[i] = deq8((signed char)((u.x >> (8 * i)) & 0xffu), sc);
+      out[4 + i] = deq8((signed char)((u.y >> (8 * i)) & 0xffu), sc);
+    }
+  } else {
+    const uint4 u = *reinterpret_cast<const uint4*>((const unsigned short*)p + off + d);
+    const unsigned int w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      out[2 * i] = KVT == KV_BF16 ? bf16_bits_to_f32(w[i] & 0xffffu) : f16_bits_to_f32(w[i] & 0xffffu);
+      out[2 * i + 1] = KVT == KV_BF16 ? bf16_bits_to_f32(w[i] >> 16) : f16_bits_to_f32(w[i] >> 16);
+    }
+  }
+}
+
 }  // namespace loom_cuda

@@ -44,7 +44,8 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32)
   float acc[R];
 #pragma unroll
   for (int r = 0; r < R; r++) acc[r] = 0.0f;
-#pragma unroll 4
+  // one or two rows: 8 weight loads in flight per lane (short rows of K = 2048 are then one round trip)
+#pragma unroll(R <= 2 ? 8 : 4)
   for (int u = lane; u < units; u += 32) {
     float wv[8];
     Unit<FMT>::load(w, n, u, wv);

@@ -46,6 +46,71 @@ __global__ void add_rms_norm_kernel(float* out, float* residual, const float* x,
   }
 }
 
+/**
+ * The same two norms with each thread's V elements held in registers (dim ≤ V·blockDim): every load of a row
+ * is issued before any store and the second pass reads no memory but w (the loops above wait on each
+ * element in turn, since out/residual may alias x: ~8 µs per launch at one row of 2048).
+ */
+template <int V>
+__global__ void __launch_bounds__(1024)
+    rms_norm_reg_kernel(float* out, const float* x, const float* __restrict__ w, int dim, float eps, bool plusOne) {
+  __shared__ float red[32];
+  const size_t base = (size_t)blockIdx.x * dim;
+  float v[V];
+  float ss = 0.0f;
+#pragma unroll
+  for (int k = 0; k < V; k++) {
+    const int i = threadIdx.x + k * blockDim.x;
+    v[k] = i < dim ? x[base + i] : 0.0f;
+    ss += v[k] * v[k];
+  }
+  ss = block_sum(ss, red);
+  const float inv = 1.0f / sqrtf(ss / (float)dim + eps);
+#pragma unroll
+  for (int k = 0; k < V; k++) {
+    const int i = threadIdx.x + k * blockDim.x;
+    if (i < dim) out[base + i] = v[k] * inv * norm_scale(w, i, plusOne);
+  }
+}
+
+template <int V>
+__global__ void __launch_bounds__(1024)
+    add_rms_norm_reg_kernel(float* out, float* residual, const float* x, const float* __restrict__ w, int dim,
+                            float eps, bool plusOne) {
+  __shared__ float red[32];
+  const size_t base = (size_t)blockIdx.x * dim;
+  float v[V];
+  float ss = 0.0f;
+#pragma unroll
+  for (int k = 0; k < V; k++) {
+    const int i = threadIdx.x + k * blockDim.x;
+    v[k] = i < dim ? residual[base + i] + x[base + i] : 0.0f;
+    ss += v[k] * v[k];
+  }
+#pragma unroll
+  for (int k = 0; k < V; k++) {
+    const int i = threadIdx.x + k * blockDim.x;
+    if (i < dim) residual[base + i] = v[k];
+  }
+  ss = block_sum(ss, red);
+  const float inv = 1.0f / sqrtf(ss / (float)dim + eps);
+#pragma unroll
+  for (int k = 0; k < V; k++) {
+    const int i = threadIdx.x + k * blockDim.x;
+    if (i < dim) out[base + i] = v[k] * inv * norm_scale(w, i, plusOne);
+  }
+}
+
+/** Elements per thread (1, 2, 4 or 8) for the register kernels, 0 when dim > 8192 (the looping kernels). */
+int norm_regs(int dim) {
+  for (int v = 1; v <= 8; v *= 2)
+    if (dim <= v * 1024) return v;
+  return 0;
+}
+
+/** Threads for V elements each: dim / V rounded up to whole warps. */
+int norm_threads(int dim, int v) { return (int)ceil_div(ceil_div(dim, v), 32) * 32; }
+
 /** One warp per (row, head). */
 __global__ void head_norm_kernel(float* x, int rows, int rowStride, int offset, int numHeads, int headDim,
                                  const float* __restrict__ w, float eps, bool plusOne) {
@@ -66,14 +131,28 @@ __global__ void head_norm_kernel(float* x, int rows, int rowStride, int offset, 
 void launch_rms_norm(cudaStream_t s, float* out, const float* x, const float* w, int rows, int dim, float eps,
                      bool plusOne) {
   if (rows <= 0) return;
-  LOOM_LAUNCH(rows, NORM_THREADS, 0, s, rms_norm_kernel)(out, x, w, dim, eps, plusOne);
+  const int v = norm_regs(dim), t = norm_threads(dim, v);
+  switch (v) {
+    case 1: LOOM_LAUNCH(rows, t, 0, s, rms_norm_reg_kernel<1>)(out, x, w, dim, eps, plusOne); break;
+    case 2: LOOM_LAUNCH(rows, t, 0, s, rms_norm_reg_kernel<2>)(out, x, w, dim, eps, plusOne); break;
+    case 4: LOOM_LAUNCH(rows, t, 0, s, rms_norm_reg_kernel<4>)(out, x, w, dim, eps, plusOne); break;
+    case 8: LOOM_LAUNCH(rows, t, 0, s, rms_norm_reg_kernel<8>)(out, x, w, dim, eps, plusOne); break;
+    default: LOOM_LAUNCH(rows, NORM_THREADS, 0, s, rms_norm_kernel)(out, x, w, dim, eps, plusOne);
+  }
   check_launch("rms_norm_kernel");
 }
 
 void launch_add_rms_norm(cudaStream_t s, float* out, float* residual, const float* x, const float* w, int rows,
                          int dim, float eps, bool plusOne) {
   if (rows <= 0) return;
-  LOOM_LAUNCH(rows, NORM_THREADS, 0, s, add_rms_norm_kernel)(out, residual, x, w, dim, eps, plusOne);
+  const int v = norm_regs(dim), t = norm_threads(dim, v);
+  switch (v) {
+    case 1: LOOM_LAUNCH(rows, t, 0, s, add_rms_norm_reg_kernel<1>)(out, residual, x, w, dim, eps, plusOne); break;
+    case 2: LOOM_LAUNCH(rows, t, 0, s, add_rms_norm_reg_kernel<2>)(out, residual, x, w, dim, eps, plusOne); break;
+    case 4: LOOM_LAUNCH(rows, t, 0, s, add_rms_norm_reg_kernel<4>)(out, residual, x, w, dim, eps, plusOne); break;
+    case 8: LOOM_LAUNCH(rows, t, 0, s, add_rms_norm_reg_kernel<8>)(out, residual, x, w, dim, eps, plusOne); break;
+    default: LOOM_LAUNCH(rows, NORM_THREADS, 0, s, add_rms_norm_kernel)(out, residual, x, w, dim, eps, plusOne);
+  }
   check_launch("add_rms_norm_kernel");
 }
 

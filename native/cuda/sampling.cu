@@ -157,7 +157,22 @@ __device__ void greedy_row(const SampleArgs& a, int row, Shared& sh) {
   const float* x = a.logits + (size_t)row * a.vocab;
   ArgMax best{-INFINITY, 0x7fffffff};
   Lse lse{-INFINITY, 0.0f};
-  for (int v = threadIdx.x; v < a.vocab; v += blockDim.x) {
+  // Eight loads in flight per thread, folded in the same index order as one at a time (same result).
+  constexpr int U = 8;
+  const int step = blockDim.x;
+  int v = threadIdx.x;
+  for (; v + (U - 1) * step < a.vocab; v += U * step) {
+    float xs[U];
+#pragma unroll
+    for (int k = 0; k < U; k++) xs[k] = x[v + k * step];
+#pragma unroll
+    for (int k = 0; k < U; k++) {
+      const float xv = capped(xs[k], a.softcap);
+      best = better(best, ArgMax{xv, v + k * step});
+      if (a.outLogprob) lse = lse_add(lse, xv);
+    }
+  }
+  for (; v < a.vocab; v += step) {
     const float xv = capped(x[v], a.softcap);
     best = better(best, ArgMax{xv, v});
     if (a.outLogprob) lse = lse_add(lse, xv);

@@ -1,5 +1,5 @@
 /**
- * The conformance suite with the default matmul routing: bf16 weights with ≥ 9 rows go through cuBLAS on
+ * The conformance suite with the default matmul routing: bf16 weights with ≥ 2 rows go through cuBLAS on
  * tensor cores with activations rounded to bf16 (relative error ≤ 2⁻⁹ per activation, so about 1e-3 of
  * the output's range; the tolerance is 1e-2). Every other op keeps the suite's own tolerances.
  */

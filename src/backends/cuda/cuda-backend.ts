@@ -5,10 +5,13 @@
  * - Weights live on the device in their storage format (bf16 by default; f32, f16, int8 and int4 with
  *   src/formats/quant.ts's layout and arithmetic), activations are f32 device buffers, KV pools are paged
  *   ([block][slot][kvHead][headDim], f32/bf16/f16/int8).
- * - matmul: ≤ 8 rows → a GEMV kernel that streams each weight row once and dequantizes in registers (f32
- *   math); bf16 weights with ≥ tensorCoreMinRows rows → activations converted to bf16 (one fused
- *   convert+pad kernel) and cuBLAS GemmEx on tensor cores with f32 accumulation and f32 output; other
- *   storages (and bf16 without cuBLAS) → a tiled SIMT kernel, f32 math.
+ * - matmul: bf16 weights with ≥ tensorCoreMinRows rows (default 2) → activations converted to bf16 (one
+ *   fused convert+pad kernel) and cuBLAS GemmEx on tensor cores with f32 accumulation and f32 output; other
+ *   matmuls of ≤ 8 rows → a GEMV kernel that streams each weight row once and dequantizes in registers (f32
+ *   math); the rest (other storages, or bf16 without cuBLAS) → a tiled SIMT kernel, f32 math. On an H200
+ *   the GEMV kernel reads a 1B model's bf16 weights at 1.5–4.2 TB/s for one row but falls to 0.4–0.9 TB/s at
+ *   eight (it re-reads the activations per weight), while cuBLAS holds 1.1–4.0 TB/s from two rows up
+ *   (`bench-gpu.ts --gemv`), hence the default.
  * - attention: decode tokens → split-K paged kernel (+ reduction); prefill chunks → flash-style tiled SIMT
  *   kernel with online softmax over the block tables. Both f32 math.
  * - beginStep packs the step's metadata into one int32 buffer (step-pack.ts) and uploads it with one
@@ -74,7 +77,7 @@ export interface CudaBackendOptions {
    */
   cublas?: "required" | "optional" | "off";
   /**
-   * bf16 matmuls of at least this many rows go to cuBLAS (default: $LOOM_CUDA_TC_MIN_ROWS, else 9;
+   * bf16 matmuls of at least this many rows go to cuBLAS (default: $LOOM_CUDA_TC_MIN_ROWS, else 2;
    * Infinity or "inf": never, so every matmul is f32 math).
    */
   tensorCoreMinRows?: number;
@@ -158,7 +161,7 @@ export class CudaBackend implements Backend, GraphCapable, QuantizedWeightSink {
     const why = mod.deviceUnavailableReason(this.device);
     if (why) throw new Error(why);
     const env = process.env.LOOM_CUDA_TC_MIN_ROWS;
-    const tc = opts.tensorCoreMinRows ?? (env ? (/^inf/i.test(env) ? Number.POSITIVE_INFINITY : Number(env)) : 9);
+    const tc = opts.tensorCoreMinRows ?? (env ? (/^inf/i.test(env) ? Number.POSITIVE_INFINITY : Number(env)) : 2);
     if (!(tc >= 0)) throw new Error(`LOOM_CUDA_TC_MIN_ROWS must be a number or "inf", got "${env}"`);
     this.#n = new mod.NativeCuda(
       this.device,
