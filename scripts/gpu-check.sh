@@ -278,26 +278,34 @@ if [ "${1:-}" = profile ]; then
   for b in 1 8; do
     [ -s "$OUTDIR/ncu-b$b.csv" ] || continue
     echo
-    echo "ncu, batch $b, eager (2 runs x (1 prefill + 3 decode steps)): GPU time per kernel"
+    echo "ncu, batch $b, eager: GPU time per kernel per decode step"
     python3 - "$OUTDIR/ncu-b$b.csv" <<'PY'
 import csv, sys, collections
 rows = list(csv.reader(l for l in open(sys.argv[1]) if l.startswith('"')))
 head = rows[0]
 ki, ti = head.index("Kernel Name"), head.index("gpu__time_duration.sum")
-tot, cnt = collections.Counter(), collections.Counter()
+gi, bi = head.index("Grid Size"), head.index("Block Size")
+steps = []  # a step starts at its embedding kernel
 for r in rows[1:]:
     try:
-        ns = float(r[ti])
+        ns = float(r[ti].replace(",", ""))
     except ValueError:
-        continue
-    name = r[ki].split("(")[0][:70]
-    tot[name] += ns
-    cnt[name] += 1
+        continue  # the units row
+    if r[ki].startswith("loom_cuda::embed_kernel") or not steps:
+        steps.append([])
+    steps[-1].append((r[ki].split("(")[0].replace("loom_cuda::", "").replace("<unnamed>::", "")[:48], r[gi], ns))
+decode = [s for i, s in enumerate(steps) if i % 4]  # 2 runs x (prefill + 3 decode steps)
+tot, cnt = collections.Counter(), collections.Counter()
+for s in decode:
+    for name, grid, ns in s:
+        tot[(name, grid)] += ns
+        cnt[(name, grid)] += 1
+n = max(1, len(decode))
 all_ns = sum(tot.values())
-print(f"{'kernel':70} {'calls':>6} {'total us':>9} {'avg us':>8} {'share':>6}")
-for name, ns in tot.most_common(25):
-    print(f"{name:70} {cnt[name]:6d} {ns/1e3:9.1f} {ns/cnt[name]/1e3:8.2f} {100*ns/all_ns:5.1f}%")
-print(f"all kernels: {sum(cnt.values())} launches, {all_ns/1e3:.1f} us")
+print(f"{'kernel':48} {'grid':>12} {'calls/step':>10} {'us/step':>8} {'avg us':>7} {'share':>6}")
+for (name, grid), ns in tot.most_common(16):
+    print(f"{name:48} {grid:>12} {cnt[(name, grid)] / n:10.0f} {ns / n / 1e3:8.1f} {ns / cnt[(name, grid)] / 1e3:7.2f} {100 * ns / all_ns:5.1f}%")
+print(f"decode step: {sum(cnt.values()) / n:.0f} kernels, {all_ns / n / 1e3:.1f} us of kernel time (ncu: serialized, caches flushed)")
 PY
   done
   echo
