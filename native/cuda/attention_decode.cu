@@ -22,8 +22,9 @@ constexpr int NW = DECODE_THREADS / 32;
 constexpr int GB = DECODE_HEADS_PER_BLOCK;
 
 /**
- * Shared memory (floats): qs[gb·hd] | sc[gb·part] | stats[2·gb] | red[NW·gb·hd]; gb = min(group, 8) is the
- * head capacity of a block, the same for every block of a launch.
+ * Shared memory: qs[gb·hd] | sc[gb·part] | stats[2·gb] | red[NW·gb·hd] floats, then bts[part/bs + 2] ints
+ * (the partition's block-table entries, read once); gb = min(group, 8) is the head capacity of a block, the
+ * same for every block of a launch.
  */
 template <int KVT, int DPL>
 __global__ void __launch_bounds__(DECODE_THREADS)
@@ -68,19 +69,21 @@ __global__ void __launch_bounds__(DECODE_THREADS)
     return;
   }
 
+  const int* bt = a.step.blockTables + (size_t)s * a.step.blockTableStride;
+  const int bs = a.kv.blockSize, Hkv = a.kv.numKvHeads;
+  const int b0 = start / bs;
+  int* bts = reinterpret_cast<int*>(red + NW * gb * hd);
+  for (int i = tid; i <= (end - 1) / bs - b0; i += DECODE_THREADS) bts[i] = bt[b0 + i];
   for (int idx = tid; idx < gcount * hd; idx += DECODE_THREADS) {
     qs[idx] = a.qkv[(size_t)row * a.rowStride + (size_t)(h0 + idx / hd) * hd + idx % hd];
   }
   __syncthreads();
 
-  const int* bt = a.step.blockTables + (size_t)s * a.step.blockTableStride;
-  const int bs = a.kv.blockSize, Hkv = a.kv.numKvHeads;
-
   // Phase 1: scores, one thread per token, so a warp scores 32 tokens at once (a warp per token with lanes
   // across the head dimension made each token wait on the one before: block table → K row → warp sums).
   const bool vec8 = (hd & 7) == 0;
   for (int j = start + tid; j < end; j += DECODE_THREADS) {
-    const int slot = bt[j / bs] * bs + j % bs;
+    const int slot = bts[j / bs - b0] * bs + j % bs;
     const size_t vec = (size_t)slot * Hkv + kvh;
     const size_t off = vec * hd;
     float dot[GB];
@@ -136,30 +139,39 @@ __global__ void __launch_bounds__(DECODE_THREADS)
   }
   __syncthreads();
 
-  // Phase 3: weighted sum of V, one warp per token, then across warps.
+  // Phase 3: weighted sum of V; a warp takes CH consecutive tokens at a time with lanes across the head
+  // dimension, all CH rows loaded before any is used (one round trip per CH tokens).
+  constexpr int CH = DPL <= 2 ? 8 : 4;
   float acc[GB][DPL];
 #pragma unroll
   for (int g = 0; g < GB; g++)
 #pragma unroll
     for (int i = 0; i < DPL; i++) acc[g][i] = 0.0f;
-  // unrolled so that several tokens' block-table and V loads are in flight at once
-#pragma unroll 4
-  for (int j = start + warp; j < end; j += NW) {
-    const int slot = bt[j / bs] * bs + j % bs;
-    const size_t vec = (size_t)slot * Hkv + kvh;
-    const size_t off = vec * hd;
-    float v[DPL];
+  for (int j0 = start + warp * CH; j0 < end; j0 += NW * CH) {
+    float v[CH][DPL];
 #pragma unroll
-    for (int i = 0; i < DPL; i++) {
-      const int d = lane + 32 * i;
-      v[i] = d < hd ? KvLoad<KVT>::at(a.kv.v, a.kv.vScale, off, vec, d) : 0.0f;
+    for (int c = 0; c < CH; c++) {
+      const int j = j0 + c;
+      const int slot = j < end ? bts[j / bs - b0] * bs + j % bs : 0;
+      const size_t vec = (size_t)slot * Hkv + kvh;
+      const size_t off = vec * hd;
+#pragma unroll
+      for (int i = 0; i < DPL; i++) {
+        const int d = lane + 32 * i;
+        v[c][i] = j < end && d < hd ? KvLoad<KVT>::at(a.kv.v, a.kv.vScale, off, vec, d) : 0.0f;
+      }
     }
 #pragma unroll
-    for (int g = 0; g < GB; g++) {
-      if (g < gcount) {
-        const float p = sc[g * part + (j - start)];
+    for (int c = 0; c < CH; c++) {
+      if (j0 + c < end) {
 #pragma unroll
-        for (int i = 0; i < DPL; i++) acc[g][i] += p * v[i];
+        for (int g = 0; g < GB; g++) {
+          if (g < gcount) {
+            const float p = sc[g * part + (j0 + c - start)];
+#pragma unroll
+            for (int i = 0; i < DPL; i++) acc[g][i] += p * v[c][i];
+          }
+        }
       }
     }
   }
@@ -223,7 +235,8 @@ void launch_decode_t(cudaStream_t s, const AttnArgs& a, int numDecode, int split
   const int gb = group < GB ? group : GB;
   const int headChunks = (int)ceil_div(group, GB);
   const size_t smem = sizeof(float) * ((size_t)gb * a.headDim + (size_t)gb * part + 2 * gb +
-                                       (size_t)NW * gb * a.headDim);
+                                       (size_t)NW * gb * a.headDim) +
+                      sizeof(int) * ((size_t)part / a.kv.blockSize + 2);
   const dim3 grid(splits, a.numKvHeads * headChunks, numDecode);
   LOOM_LAUNCH(grid, DECODE_THREADS, smem, s, attn_decode_kernel<KVT, DPL>)(a, gb, splits, part, headChunks, partAcc, partMl);
   check_launch("attn_decode_kernel");

@@ -2,7 +2,8 @@
 //
 // One warp per output column n streams row n of W exactly once — lanes take consecutive 8-weight units, so
 // a warp reads a contiguous 256-weight stretch per iteration (16-byte loads for bf16/f16) — dequantizes in
-// registers and applies it to every activation row. Arithmetic is f32 (activations are never rounded), so
+// registers and applies it to every activation row. At one row, long weight rows (K ≥ 4096) are shared by
+// 2 or 4 warps of the block, each taking every 2nd/4th stretch. Arithmetic is f32 (activations are never rounded), so
 // the result equals the reference up to summation order. Memory-bound: the weight read is the cost.
 //
 //   lane:        0        1        2             31   0 (next iteration)
@@ -31,22 +32,27 @@ __device__ __forceinline__ void load_run(const float* xr, int k, int K, float v[
   }
 }
 
-/** VEC: K % 4 == 0, so every 4-run is entirely inside or outside the row and float4 loads are aligned. */
-template <int FMT, int R, bool VEC>
+/**
+ * VEC: K % 4 == 0, so every 4-run is entirely inside or outside the row and float4 loads are aligned.
+ * KS: warps per weight row. With KS > 1 the block's warps split each row's units between them (a long row,
+ * K = 8192, read by one warp is 32 loads in a chain of round trips) and add their sums in shared memory.
+ */
+template <int FMT, int R, bool VEC, int KS>
 __global__ void __launch_bounds__(GEMV_WARPS * 32)
     gemv_kernel(float* __restrict__ out, const float* __restrict__ x, WeightView w, const float* __restrict__ bias,
                 int rows) {
-  const int lane = threadIdx.x & 31;
-  const int n = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
-  if (n >= w.N) return;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int n = blockIdx.x * (GEMV_WARPS / KS) + warp / KS;
+  if (KS == 1 && n >= w.N) return;
+  const bool active = n < w.N;  // KS > 1: every warp reaches the barrier below
   const int K = w.K;
-  const int units = w.Kp / 8;
+  const int units = active ? w.Kp / 8 : 0;
   float acc[R];
 #pragma unroll
   for (int r = 0; r < R; r++) acc[r] = 0.0f;
   // one or two rows: 8 weight loads in flight per lane (short rows of K = 2048 are then one round trip)
 #pragma unroll(R <= 2 ? 8 : 4)
-  for (int u = lane; u < units; u += 32) {
+  for (int u = lane + 32 * (warp % KS); u < units; u += 32 * KS) {
     float wv[8];
     Unit<FMT>::load(w, n, u, wv);
     const int ka = Unit<FMT>::k0(u), kb = Unit<FMT>::k1(u);
@@ -66,22 +72,54 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32)
       }
     }
   }
-  const float b = bias ? bias[n] : 0.0f;
+  const float b = bias && active ? bias[n] : 0.0f;
+  if (KS == 1) {
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+      const float v = warp_sum(acc[r]);
+      if (lane == 0 && r < rows) out[(size_t)r * w.N + n] = v + b;
+    }
+    return;
+  }
+  __shared__ float part[GEMV_WARPS][R];
 #pragma unroll
   for (int r = 0; r < R; r++) {
     const float v = warp_sum(acc[r]);
-    if (lane == 0 && r < rows) out[(size_t)r * w.N + n] = v + b;
+    if (lane == 0) part[warp][r] = v;
+  }
+  __syncthreads();
+  if (lane == 0 && warp % KS == 0 && active) {
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+      if (r < rows) {
+        float v = 0.0f;
+#pragma unroll
+        for (int k = 0; k < KS; k++) v += part[warp + k][r];
+        out[(size_t)r * w.N + n] = v + b;
+      }
+    }
   }
 }
 
+template <int FMT, int R, int KS>
+void launch_ks(cudaStream_t s, float* out, const float* x, const WeightView& w, const float* bias, int rows) {
+  const unsigned blocks = (unsigned)ceil_div(w.N, GEMV_WARPS / KS);
+  if (w.K % 4 == 0) {
+    LOOM_LAUNCH(blocks, GEMV_WARPS * 32, 0, s, gemv_kernel<FMT, R, true, KS>)(out, x, w, bias, rows);
+  } else {
+    LOOM_LAUNCH(blocks, GEMV_WARPS * 32, 0, s, gemv_kernel<FMT, R, false, KS>)(out, x, w, bias, rows);
+  }
+}
+
+/** One row: rows of ≥ 4096 weights are split between 2 warps, of ≥ 8192 between 4. */
 template <int FMT, int R>
 void launch_r(cudaStream_t s, float* out, const float* x, const WeightView& w, const float* bias, int rows) {
-  const unsigned blocks = (unsigned)ceil_div(w.N, GEMV_WARPS);
-  if (w.K % 4 == 0) {
-    LOOM_LAUNCH(blocks, GEMV_WARPS * 32, 0, s, gemv_kernel<FMT, R, true>)(out, x, w, bias, rows);
-  } else {
-    LOOM_LAUNCH(blocks, GEMV_WARPS * 32, 0, s, gemv_kernel<FMT, R, false>)(out, x, w, bias, rows);
+  if constexpr (R == 1) {
+    const int units = w.Kp / 8;
+    if (units >= 1024) return launch_ks<FMT, 1, 4>(s, out, x, w, bias, rows);
+    if (units >= 512) return launch_ks<FMT, 1, 2>(s, out, x, w, bias, rows);
   }
+  launch_ks<FMT, R, 1>(s, out, x, w, bias, rows);
 }
 
 template <int FMT>

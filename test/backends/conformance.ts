@@ -294,6 +294,9 @@ const STORAGES: StorageDType[] = ["f32", "f16", "bf16", "int8", "int4"];
 const MATMUL_SHAPES: [number, number, number][] = [
   [1, 7, 5],
   [1, 33, 65],
+  // long rows (a GPU GEMV splits them between warps)
+  [1, 4100, 9],
+  [1, 8200, 5],
   [2, 64, 33],
   [3, 65, 17],
   [4, 100, 40],
