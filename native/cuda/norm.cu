@@ -47,13 +47,15 @@ __global__ void add_rms_norm_kernel(float* out, float* residual, const float* x,
 }
 
 /**
- * The same two norms with each thread's V elements held in registers (dim ≤ V·blockDim): every load of a row
- * is issued before any store and the second pass reads no memory but w (the loops above wait on each
- * element in turn, since out/residual may alias x: ~8 µs per launch at one row of 2048).
+ * The same two norms (ADD: the fused residual add) with each thread's V elements held in registers
+ * (dim ≤ V·blockDim): every load of a row is issued before any store and the second pass reads no memory
+ * but w (the loops above wait on each element in turn, since out/residual may alias x: ~8 µs per launch at
+ * one row of 2048).
  */
-template <int V>
+template <int V, bool ADD>
 __global__ void __launch_bounds__(1024)
-    rms_norm_reg_kernel(float* out, const float* x, const float* __restrict__ w, int dim, float eps, bool plusOne) {
+    rms_norm_reg_kernel(float* out, float* residual, const float* x, const float* __restrict__ w, int dim,
+                        float eps, bool plusOne) {
   __shared__ float red[32];
   const size_t base = (size_t)blockIdx.x * dim;
   float v[V];
@@ -61,8 +63,15 @@ __global__ void __launch_bounds__(1024)
 #pragma unroll
   for (int k = 0; k < V; k++) {
     const int i = threadIdx.x + k * blockDim.x;
-    v[k] = i < dim ? x[base + i] : 0.0f;
+    v[k] = i >= dim ? 0.0f : ADD ? residual[base + i] + x[base + i] : x[base + i];
     ss += v[k] * v[k];
+  }
+  if (ADD) {
+#pragma unroll
+    for (int k = 0; k < V; k++) {
+      const int i = threadIdx.x + k * blockDim.x;
+      if (i < dim) residual[base + i] = v[k];
+    }
   }
   ss = block_sum(ss, red);
   const float inv = 1.0f / sqrtf(ss / (float)dim + eps);
@@ -73,43 +82,25 @@ __global__ void __launch_bounds__(1024)
   }
 }
 
-template <int V>
-__global__ void __launch_bounds__(1024)
-    add_rms_norm_reg_kernel(float* out, float* residual, const float* x, const float* __restrict__ w, int dim,
-                            float eps, bool plusOne) {
-  __shared__ float red[32];
-  const size_t base = (size_t)blockIdx.x * dim;
-  float v[V];
-  float ss = 0.0f;
-#pragma unroll
-  for (int k = 0; k < V; k++) {
-    const int i = threadIdx.x + k * blockDim.x;
-    v[k] = i < dim ? residual[base + i] + x[base + i] : 0.0f;
-    ss += v[k] * v[k];
+/**
+ * The register kernel for dims ≤ 8192 (1, 2, 4 or 8 elements per thread, whole warps); false when dim is
+ * larger (the caller launches the looping kernel).
+ */
+template <bool ADD>
+bool launch_norm_reg(cudaStream_t s, float* out, float* residual, const float* x, const float* w, int rows, int dim,
+                     float eps, bool plusOne) {
+  int v = 1;
+  while (v <= 8 && dim > v * 1024) v *= 2;
+  const unsigned t = (unsigned)ceil_div(ceil_div(dim, v), 32) * 32;
+  switch (v) {
+    case 1: LOOM_LAUNCH(rows, t, 0, s, rms_norm_reg_kernel<1, ADD>)(out, residual, x, w, dim, eps, plusOne); break;
+    case 2: LOOM_LAUNCH(rows, t, 0, s, rms_norm_reg_kernel<2, ADD>)(out, residual, x, w, dim, eps, plusOne); break;
+    case 4: LOOM_LAUNCH(rows, t, 0, s, rms_norm_reg_kernel<4, ADD>)(out, residual, x, w, dim, eps, plusOne); break;
+    case 8: LOOM_LAUNCH(rows, t, 0, s, rms_norm_reg_kernel<8, ADD>)(out, residual, x, w, dim, eps, plusOne); break;
+    default: return false;
   }
-#pragma unroll
-  for (int k = 0; k < V; k++) {
-    const int i = threadIdx.x + k * blockDim.x;
-    if (i < dim) residual[base + i] = v[k];
-  }
-  ss = block_sum(ss, red);
-  const float inv = 1.0f / sqrtf(ss / (float)dim + eps);
-#pragma unroll
-  for (int k = 0; k < V; k++) {
-    const int i = threadIdx.x + k * blockDim.x;
-    if (i < dim) out[base + i] = v[k] * inv * norm_scale(w, i, plusOne);
-  }
+  return true;
 }
-
-/** Elements per thread (1, 2, 4 or 8) for the register kernels, 0 when dim > 8192 (the looping kernels). */
-int norm_regs(int dim) {
-  for (int v = 1; v <= 8; v *= 2)
-    if (dim <= v * 1024) return v;
-  return 0;
-}
-
-/** Threads for V elements each: dim / V rounded up to whole warps. */
-int norm_threads(int dim, int v) { return (int)ceil_div(ceil_div(dim, v), 32) * 32; }
 
 /** One warp per (row, head). */
 __global__ void head_norm_kernel(float* x, int rows, int rowStride, int offset, int numHeads, int headDim,
@@ -131,13 +122,8 @@ __global__ void head_norm_kernel(float* x, int rows, int rowStride, int offset, 
 void launch_rms_norm(cudaStream_t s, float* out, const float* x, const float* w, int rows, int dim, float eps,
                      bool plusOne) {
   if (rows <= 0) return;
-  const int v = norm_regs(dim), t = norm_threads(dim, v);
-  switch (v) {
-    case 1: LOOM_LAUNCH(rows, t, 0, s, rms_norm_reg_kernel<1>)(out, x, w, dim, eps, plusOne); break;
-    case 2: LOOM_LAUNCH(rows, t, 0, s, rms_norm_reg_kernel<2>)(out, x, w, dim, eps, plusOne); break;
-    case 4: LOOM_LAUNCH(rows, t, 0, s, rms_norm_reg_kernel<4>)(out, x, w, dim, eps, plusOne); break;
-    case 8: LOOM_LAUNCH(rows, t, 0, s, rms_norm_reg_kernel<8>)(out, x, w, dim, eps, plusOne); break;
-    default: LOOM_LAUNCH(rows, NORM_THREADS, 0, s, rms_norm_kernel)(out, x, w, dim, eps, plusOne);
+  if (!launch_norm_reg<false>(s, out, nullptr, x, w, rows, dim, eps, plusOne)) {
+    LOOM_LAUNCH(rows, NORM_THREADS, 0, s, rms_norm_kernel)(out, x, w, dim, eps, plusOne);
   }
   check_launch("rms_norm_kernel");
 }
@@ -145,13 +131,8 @@ void launch_rms_norm(cudaStream_t s, float* out, const float* x, const float* w,
 void launch_add_rms_norm(cudaStream_t s, float* out, float* residual, const float* x, const float* w, int rows,
                          int dim, float eps, bool plusOne) {
   if (rows <= 0) return;
-  const int v = norm_regs(dim), t = norm_threads(dim, v);
-  switch (v) {
-    case 1: LOOM_LAUNCH(rows, t, 0, s, add_rms_norm_reg_kernel<1>)(out, residual, x, w, dim, eps, plusOne); break;
-    case 2: LOOM_LAUNCH(rows, t, 0, s, add_rms_norm_reg_kernel<2>)(out, residual, x, w, dim, eps, plusOne); break;
-    case 4: LOOM_LAUNCH(rows, t, 0, s, add_rms_norm_reg_kernel<4>)(out, residual, x, w, dim, eps, plusOne); break;
-    case 8: LOOM_LAUNCH(rows, t, 0, s, add_rms_norm_reg_kernel<8>)(out, residual, x, w, dim, eps, plusOne); break;
-    default: LOOM_LAUNCH(rows, NORM_THREADS, 0, s, add_rms_norm_kernel)(out, residual, x, w, dim, eps, plusOne);
+  if (!launch_norm_reg<true>(s, out, residual, x, w, rows, dim, eps, plusOne)) {
+    LOOM_LAUNCH(rows, NORM_THREADS, 0, s, add_rms_norm_kernel)(out, residual, x, w, dim, eps, plusOne);
   }
   check_launch("add_rms_norm_kernel");
 }
