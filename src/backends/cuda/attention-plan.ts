@@ -3,9 +3,11 @@
  * tokens each sequence's context is cut into. Pure arithmetic, mirrored by native/cuda/attention_decode.cu:
  *
  *   grid = splits × (numKvHeads × ceil(group / 8)) × numDecode blocks of 128 threads
- *   shared memory = (gb·hd + gb·partition + 2·gb + 4·gb·hd) floats, gb = min(group, 8)
+ *   shared memory = (gb·hd + gb·partition + 2·gb + 4·gb·hd) floats, gb = min(group, 8), plus the
+ *                   partition's block-table entries (partition / blockSize + 2 ints; the kernel's limit is
+ *                   raised to the device's opt-in maximum, so these few bytes may pass 48 KiB)
  *
- * Rules: a partition holds at most what fits in 48 KiB of shared memory (and ≤ 1024 tokens); short
+ * Rules: a partition's floats fit in 48 KiB of shared memory (and it holds ≤ 1024 tokens); short
  * contexts use one split (no reduction kernel); otherwise the context is split until the grid has about
  * two blocks per SM. In graph mode the plan is made for the longest context the graph may see, so one
  * captured launch serves every step (partitions past a sequence's length exit at once).
