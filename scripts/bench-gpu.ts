@@ -28,7 +28,7 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import type { Backend, Buf, HostTensor, StepMeta } from "../src/backends/backend.ts";
-import { CudaBackend } from "../src/backends/cuda/cuda-backend.ts";
+import { CudaBackend, type CudaBackendOptions } from "../src/backends/cuda/cuda-backend.ts";
 import { CudaGraphBackend } from "../src/backends/cuda/graph-backend.ts";
 import { f32ToBf16 } from "../src/formats/dtype.ts";
 import { parseConfig } from "../src/models/config.ts";
@@ -141,6 +141,16 @@ class RandomSource implements TensorSource {
   }
 }
 
+/** The CUDA backend, or exit 2 with the one-line reason it cannot load. */
+function loadCuda(opts: CudaBackendOptions = {}): CudaBackend {
+  const loaded = CudaBackend.tryLoad(opts);
+  if ("error" in loaded) {
+    console.error(`bench-gpu: CUDA backend unavailable: ${loaded.error}`);
+    process.exit(2);
+  }
+  return loaded.backend;
+}
+
 /** 4 Mi bf16 values, uniform in ±0.035 (xorshift). */
 function randomPool(): Uint16Array {
   let s = 0x9e3779b9;
@@ -187,9 +197,7 @@ function benchGemv(cfg: typeof LLAMA_1B_CONFIG, rowsList: number[]): string[] {
   const gbps = new Map<string, number>(); // `${path} ${shape} ${rows}` → GB/s
   let key = 0x6e6d00;
   for (const path of ["gemv", "cublas"] as const) {
-    const loaded = CudaBackend.tryLoad({ tensorCoreMinRows: path === "gemv" ? Number.POSITIVE_INFINITY : 1 });
-    if ("error" in loaded) throw new Error(loaded.error);
-    const cuda = loaded.backend;
+    const cuda = loadCuda({ tensorCoreMinRows: path === "gemv" ? Number.POSITIVE_INFINITY : 1 });
     for (const [name, N, K] of shapes) {
       const bytes = N * K * 2;
       const copies = Math.max(1, Math.min(64, Math.ceil(512e6 / bytes)));
@@ -283,17 +291,11 @@ function main(): void {
     return;
   }
 
-  const loaded = CudaBackend.tryLoad();
-  if ("error" in loaded) {
-    console.error(`bench-gpu: CUDA backend unavailable: ${loaded.error}`);
-    process.exit(2);
-  }
-  const cuda = loaded.backend;
   if (flag("gemv")) {
-    cuda.dispose();
     console.log(benchGemv(model, arg("rows", "1,2,4,8,16").split(",").map(Number)).join("\n"));
     return;
   }
+  const cuda = loadCuda();
   const cfg = parseConfig(model as unknown as Record<string, unknown>);
   const maxBatch = Math.max(...batches);
   const maxLen = promptLen + gen;

@@ -25,7 +25,6 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 DEV=$ROOT/.device
-SHARED_SRC=${LOOM_SHARED:-$ROOT/../shared}
 # bf16 activations on tensor cores move logits by up to ~0.1 on the wide-logit arch-* fixtures (seen on the
 # CPU emulation); the f32-matmul run keeps the refs' own 1e-3.
 TOL_TC=${LOOM_BF16_TOLERANCE:-0.25}
@@ -47,7 +46,7 @@ pack() {
   local esbuild=$ROOT/node_modules/.bin/esbuild
   [ -x "$esbuild" ] || { echo "pack: $esbuild missing (npm install first)"; exit 1; }
   mkdir -p "$DEV"
-  rm -rf "$DEV/js" "$DEV/node-api" "$DEV/shared" "$DEV/out"  # what a check unpacked or wrote here before
+  rm -rf "$DEV/js" "$DEV/node-api" "$DEV/out"  # what a check unpacked or wrote here before
   local stage
   stage=$(mktemp -d)
   mkdir -p "$stage/js" "$stage/node-api"
@@ -123,35 +122,10 @@ process.exitCode = failed ? 1 : 0;
 TS
   tar -C "$stage" -cf - js node-api | xz -T0 -9 >"$DEV/bundle.tar.xz"
 
-  # 4. refs and the arch-* fixtures, when the repo lacks them (test/fixtures holds them now), as many as fit in
-  #    the 64 MiB a device call carries
-  local tree budget
+  # The refs and their models travel in the working tree (test/fixtures, models/).
+  local tree
   tree=$(git ls-files -co --exclude-standard -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
-  budget=$((${LOOM_PACK_BUDGET_MIB:-64} * 1048576 - tree - $(stat -c %s "$DEV/node.xz" 2>/dev/null || echo 0) - $(stat -c %s "$DEV/bundle.tar.xz") - 65536))
-  rm -f "$DEV/shared.tar.xz"
-  if [ -d "$ROOT/test/fixtures/refs" ]; then
-    echo "pack: refs and their models travel in the working tree (test/fixtures, models/)"
-  elif [ -d "$SHARED_SRC/refs" ]; then
-    local models=() left=() m
-    # smallest first
-    for m in $(du -sb "$SHARED_SRC"/models/*/ | sort -n | awk '{print $2}'); do
-      m=$(basename "$m")
-      [ -d "$ROOT/models/$m" ] && continue
-      tar -C "$SHARED_SRC" -cf - refs "${models[@]}" "models/$m" | xz -T0 -9 >"$stage/try.tar.xz"
-      if [ "$(stat -c %s "$stage/try.tar.xz")" -le "$budget" ]; then
-        models+=("models/$m")
-        mv "$stage/try.tar.xz" "$DEV/shared.tar.xz"
-      else
-        left+=("$m")
-      fi
-    done
-    if [ ! -f "$DEV/shared.tar.xz" ]; then
-      tar -C "$SHARED_SRC" -cf - refs | xz -T0 -9 >"$DEV/shared.tar.xz"
-    fi
-    echo "pack: shared.tar.xz holds refs + ${models[*]:-no arch models}${left:+; left out (64 MiB limit): ${left[*]}}"
-  else
-    echo "pack: $SHARED_SRC/refs not found; validation will need LOOM_REFS on the GPU machine"
-  fi
+  rm -f "$DEV/shared.tar.xz"  # what an older pack carried them in
   rm -rf "$stage"
 
   local dev
@@ -284,7 +258,7 @@ import csv, sys, collections
 rows = list(csv.reader(l for l in open(sys.argv[1]) if l.startswith('"')))
 head = rows[0]
 ki, ti = head.index("Kernel Name"), head.index("gpu__time_duration.sum")
-gi, bi = head.index("Grid Size"), head.index("Block Size")
+gi = head.index("Grid Size")
 steps = []  # a step starts at its embedding kernel
 for r in rows[1:]:
     try:
@@ -332,31 +306,28 @@ grep -E 'not ok|SKIP' "$OUTDIR/tests.log" | head -20
 
 # 3. validate every ref
 REFS=""
-for d in "${LOOM_REFS:-}" "$ROOT/test/fixtures/refs" "$DEV/shared/refs" "$ROOT/shared/refs" "$SHARED_SRC/refs"; do
+for d in "${LOOM_REFS:-}" "$ROOT/test/fixtures/refs"; do
   [ -n "$d" ] && [ -d "$d" ] && { REFS=$d; break; }
 done
-if [ -z "$REFS" ] && [ -f "$DEV/shared.tar.xz" ]; then
-  mkdir -p "$DEV/shared" && tar -C "$DEV/shared" -xJf "$DEV/shared.tar.xz" && REFS=$DEV/shared/refs
-fi
 t=$(date +%s)
 if [ -z "$REFS" ]; then
-  note "validate" "SKIPPED (no refs: carry .device/shared.tar.xz or set LOOM_REFS)"
+  note "validate" "SKIPPED (no refs: test/fixtures/refs missing; set LOOM_REFS)"
 else
-  SHARED_MODELS=$(dirname "$REFS")/models
+  REF_MODELS=$(dirname "$REFS")/models
   wired=""
   VLOG=$OUTDIR/validate.log
   : >"$VLOG"
   for refs in "$REFS"/*.json; do
     [ -f "${refs%.json}.logits.safetensors" ] || continue
     name=$(basename "$refs" .json)
+    if [ -n "${LOOM_GPU_CHECK_REFS:-}" ] && [[ ",$LOOM_GPU_CHECK_REFS," != *",$name,"* ]]; then continue; fi
     if [ $(($(date +%s) - T0)) -gt "$VALIDATE_DEADLINE" ]; then
       note "validate $name" "SKIPPED (past the validation deadline, ${VALIDATE_DEADLINE}s after the start)"
       continue
     fi
-    if [ -n "${LOOM_GPU_CHECK_REFS:-}" ] && [[ ",$LOOM_GPU_CHECK_REFS," != *",$name,"* ]]; then continue; fi
     mdir=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("model_dir",""))' "$refs" 2>/dev/null)
     model=""
-    for m in "$ROOT/models/$mdir" "$ROOT/test/fixtures/models/$mdir" "$SHARED_MODELS/$mdir"; do [ -f "$m/config.json" ] && { model=$m; break; }; done
+    for m in "$ROOT/models/$mdir" "$REF_MODELS/$mdir"; do [ -f "$m/config.json" ] && { model=$m; break; }; done
     if [ -z "$model" ]; then
       note "validate $name" "SKIPPED (model $mdir not carried)"
       continue

@@ -74,7 +74,7 @@ class NativeCuda : public Napi::ObjectWrap<NativeCuda> {
       ContextOptions o;
       o.device = info.Length() > 0 ? I(info, 0) : 0;
       o.cublasMode = info.Length() > 1 ? I(info, 1) : 0;
-      const double tc = info.Length() > 2 ? D(info, 2) : 9;
+      const double tc = info.Length() > 2 ? D(info, 2) : 2;
       o.tensorCoreMinRows = tc >= (double)INT_MAX ? INT_MAX : tc < 1 ? 1 : (int)tc;
       ctx_.reset(new Context(o));
       return 0;

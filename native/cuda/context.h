@@ -63,7 +63,7 @@ struct ContextOptions {
   int cublasMode = 0;
   /** Matmuls of bf16 weights with at least this many rows go to cuBLAS (≥ 1; INT_MAX = never); the rest of
    *  ≤ GEMV_MAX_ROWS rows to the GEMV kernel. */
-  int tensorCoreMinRows = 9;
+  int tensorCoreMinRows = 2;
 };
 
 class Context {
