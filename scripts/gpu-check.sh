@@ -3,6 +3,9 @@
 #
 #   On a dev machine (needs node + node_modules; once per change):
 #     bash scripts/gpu-check.sh pack
+#     LOOM_GPU_BASELINE=<git rev> bash scripts/gpu-check.sh pack   (also packs that revision's addon, built
+#         here for sm_90, and benchmark bundle: the check then times it in alternation with the current code
+#         at batch 1 and 8, the baseline of a change measured in the same run on the same card)
 #   builds .device/ (git-ignored): node.xz (this node, stripped, xz), bundle.tar.xz (js/: esbuild bundles
 #   of the CLI, the CUDA tests, the benchmark and a direct validator — the GPU machine has no node_modules
 #   — and node-api/: Node-API + node-addon-api headers for nvcc). The refs and their models travel in the
@@ -120,6 +123,21 @@ console.log(failed ? `${failed} of ${results.length} cases FAILED` : `all ${resu
 be.dispose();
 process.exitCode = failed ? 1 : 0;
 TS
+  # 4. optional baseline: another revision's addon (sm_90) and benchmark bundle, in js/base
+  if [ -n "${LOOM_GPU_BASELINE:-}" ]; then
+    local base rev
+    rev=$(git rev-parse --short "$LOOM_GPU_BASELINE")
+    base=$(mktemp -d)
+    git archive "$rev" | tar -C "$base" -x
+    ln -s "$ROOT/node_modules" "$base/node_modules"
+    echo "pack: building the baseline $rev for sm_90"
+    (cd "$base" && LOOM_CUDA_ARCHS=90 node scripts/build-cuda.mjs --strict >/dev/null)
+    mkdir -p "$stage/js/base"
+    cp "$base/build/cuda/loom_cuda.node" "$stage/js/base/"
+    "$esbuild" "${opts[@]}" "$base/scripts/bench-gpu.ts" --outfile="$stage/js/base/bench-gpu.mjs"
+    echo "$rev" >"$stage/js/base/REV"
+    rm -rf "$base"
+  fi
   tar -C "$stage" -cf - js node-api | xz -T0 -9 >"$DEV/bundle.tar.xz"
 
   # The refs and their models travel in the working tree (test/fixtures, models/).
@@ -401,6 +419,27 @@ t=$(date +%s)
 timeout 200 "${JSCMD[@]}" "${SMOKE[@]}" --transformers "$OUTDIR/transformers.json" \
   --json "$OUTDIR/bench.json" >"$OUTDIR/bench.txt"
 note "benchmark" "rc $? ($(elapsed "$t"))"
+
+# 4a. the packed baseline revision against the current code, alternating, batch 1 and 8 (same card, same run)
+if [ -f "$JS/base/bench-gpu.mjs" ] && [ "$EMULATE" != 1 ]; then
+  t=$(date +%s)
+  rev=$(cat "$JS/base/REV")
+  {
+    echo
+    echo "baseline $rev against the current code (alternating runs; output tok/s at batch 1 and 8):"
+    for round in 1 2; do
+      for side in baseline current; do
+        if [ $side = baseline ]; then
+          cmd=(env LOOM_CUDA_ADDON="$JS/base/loom_cuda.node" node "$JS/base/bench-gpu.mjs")
+        else
+          cmd=("${JSCMD[@]}")
+        fi
+        timeout 90 "${cmd[@]}" --batches 1,8 2>/dev/null | grep -E '^ +(1|8) ' | sed "s/^/  $side $round: /"
+      done
+    done
+  } >>"$OUTDIR/bench.txt" 2>&1
+  note "baseline $rev vs current" "($(elapsed "$t"))"
+fi
 
 # 4b. each matmul shape's batch-1 GEMV alone, and batch 1 without CUDA graphs (what the graphs gain)
 t=$(date +%s)

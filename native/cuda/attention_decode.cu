@@ -1,13 +1,15 @@
 // Paged attention for decode tokens (one query per sequence), FlashDecoding-style: the context is split
 // into partitions of `partition` tokens, one thread block per (partition, KV head, sequence) computes the
 // partial softmax statistics (max m, sum l) and the unnormalized output of up to 8 query heads that share
-// that KV head (GQA: each K/V vector is read once per block, not once per query head), and a reduction
-// kernel combines the partitions:
+// that KV head (GQA: each K/V vector is read once per block, not once per query head), and the last block
+// of a (sequence, KV head) to finish combines the partitions (a ticket counter per pair, no second kernel):
 //
 //   context:  [ part 0 | part 1 | part 2 | ... ]        grid = (splits, kvHeads × headChunks, numDecode)
 //   m = max_p m_p,  l = Σ_p l_p·e^(m_p − m),  out = Σ_p acc_p·e^(m_p − m) / l
 //
-// With one split the block writes the normalized output directly. Launch configuration depends only on
+// With one split the block writes the normalized output directly. Short partitions (32 tokens at batch 1:
+// more blocks in flight, attention being latency-bound there) score each token with `lpt` lanes that
+// split its head dimension. Launch configuration depends only on
 // (numDecode, splits, partition), never on the step's lengths, which are read from device memory: a
 // captured CUDA graph replays correctly for any lengths up to splits × partition. Partitions wholly outside
 // [window start, position] write l = 0 and are skipped by the reduction. f32 math throughout.
@@ -22,52 +24,22 @@ constexpr int NW = DECODE_THREADS / 32;
 constexpr int GB = DECODE_HEADS_PER_BLOCK;
 
 /**
+ * One block's partition [start, end) (non-empty) of sequence s for query heads h0 .. h0 + gcount - 1: the
+ * normalized output when splits == 1, else the partial accumulator and (max, sum) of each head.
  * Shared memory: qs[gb·hd] | sc[gb·part] | stats[2·gb] | red[NW·gb·hd] floats, then bts[part/bs + 2] ints
- * (the partition's block-table entries, read once); gb = min(group, 8) is the head capacity of a block, the
- * same for every block of a launch.
+ * (the partition's block-table entries, read once).
  */
 template <int KVT, int DPL>
-__global__ void __launch_bounds__(DECODE_THREADS)
-    attn_decode_kernel(AttnArgs a, int gb, int splits, int part, int headChunks, float* __restrict__ partAcc,
-                       float* __restrict__ partMl) {
-  LOOM_DYNAMIC_SMEM(float, smem);
-  const int hd = a.headDim, H = a.numHeads;
-  const int split = blockIdx.x;
-  const int kvh = blockIdx.y / headChunks, chunk = blockIdx.y % headChunks;
-  const int di = blockIdx.z;
-  const int group = H / a.numKvHeads;
-  const int h0 = kvh * group + chunk * GB;
-  const int gcount = min(gb, group - chunk * GB);
+__device__ __forceinline__ void decode_partition(const AttnArgs& a, float* smem, int gb, int gcount, int splits,
+                                                 int part, int lpt, int s, int row, int h0, int kvh, int di,
+                                                 int split, int start, int end, float* __restrict__ partAcc,
+                                                 float* __restrict__ partMl) {
+  const int hd = a.headDim, H = a.numHeads, n = end - start;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-
-  const int s = a.step.decodeSeqs[di];
-  const int row = a.step.queryStart[s];
-  const int seqLen = a.step.seqLens[s];
-  const int pos = seqLen - 1;
-  const int first = a.window > 0 ? max(0, pos - a.window + 1) : 0;
-  const int start = max(first, split * part);
-  const int end = min(pos + 1, (split + 1) * part);
-  const int n = end - start;
-
   float* qs = smem;
   float* sc = qs + gb * hd;
   float* stats = sc + gb * part;
   float* red = stats + 2 * gb;
-
-  if (n <= 0) {
-    if (splits > 1) {
-      if (tid < gcount) {
-        float* ml = partMl + (((size_t)di * H + h0 + tid) * splits + split) * 2;
-        ml[0] = -INFINITY;
-        ml[1] = 0.0f;
-      }
-    } else {
-      for (int idx = tid; idx < gcount * hd; idx += DECODE_THREADS) {
-        a.out[(size_t)row * H * hd + (size_t)(h0 + idx / hd) * hd + idx % hd] = 0.0f;
-      }
-    }
-    return;
-  }
 
   const int* bt = a.step.blockTables + (size_t)s * a.step.blockTableStride;
   const int bs = a.kv.blockSize, Hkv = a.kv.numKvHeads;
@@ -79,42 +51,63 @@ __global__ void __launch_bounds__(DECODE_THREADS)
   }
   __syncthreads();
 
-  // Phase 1: scores, one thread per token, so a warp scores 32 tokens at once (a warp per token with lanes
-  // across the head dimension made each token wait on the one before: block table → K row → warp sums).
-  const bool vec8 = (hd & 7) == 0;
-  for (int j = start + tid; j < end; j += DECODE_THREADS) {
-    const int slot = bts[j / bs - b0] * bs + j % bs;
-    const size_t vec = (size_t)slot * Hkv + kvh;
-    const size_t off = vec * hd;
+  // Phase 1: scores. `lpt` lanes per token split its head dimension (partials summed by shuffles), so a
+  // pass scores DECODE_THREADS / lpt tokens; each lane issues up to four 8-element loads before using any
+  // (a warp per token with lanes across the whole head dimension made each token wait on the one before).
+  const bool vec8 = (hd & 7) == 0;  // lpt > 1 only then (launch_decode_t)
+  const int tpp = DECODE_THREADS / lpt, sub = tid % lpt;
+  for (int jb = start; jb < end; jb += tpp) {  // the same trip count for every thread: shuffles below
+    const int j = jb + tid / lpt;
     float dot[GB];
 #pragma unroll
     for (int g = 0; g < GB; g++) dot[g] = 0.0f;
-    int d = 0;
-    if (vec8) {
-      for (; d < hd; d += 8) {
-        float k[8];
-        kv_load8<KVT>(a.kv.k, a.kv.kScale, off, vec, d, k);
+    if (j < end) {
+      const int slot = bts[j / bs - b0] * bs + j % bs;
+      const size_t vec = (size_t)slot * Hkv + kvh;
+      const size_t off = vec * hd;
+      if (vec8) {
+        const int stride = 8 * lpt;
+        for (int d0 = 8 * sub; d0 < hd; d0 += 4 * stride) {
+          float k[4][8];
 #pragma unroll
-        for (int g = 0; g < GB; g++) {
-          if (g < gcount) {
+          for (int u = 0; u < 4; u++)
+            if (d0 + u * stride < hd) kv_load8<KVT>(a.kv.k, a.kv.kScale, off, vec, d0 + u * stride, k[u]);
 #pragma unroll
-            for (int i = 0; i < 8; i++) dot[g] += qs[g * hd + d + i] * k[i];
+          for (int u = 0; u < 4; u++) {
+            const int d = d0 + u * stride;
+            if (d < hd) {
+#pragma unroll
+              for (int g = 0; g < GB; g++) {
+                if (g < gcount) {
+#pragma unroll
+                  for (int i = 0; i < 8; i++) dot[g] += qs[g * hd + d + i] * k[u][i];
+                }
+              }
+            }
           }
+        }
+      } else {
+        for (int d = 0; d < hd; d++) {
+          const float k = KvLoad<KVT>::at(a.kv.k, a.kv.kScale, off, vec, d);
+#pragma unroll
+          for (int g = 0; g < GB; g++)
+            if (g < gcount) dot[g] += qs[g * hd + d] * k;
         }
       }
     }
-    for (; d < hd; d++) {
-      const float k = KvLoad<KVT>::at(a.kv.k, a.kv.kScale, off, vec, d);
+    for (int o = 1; o < lpt; o <<= 1) {
 #pragma unroll
       for (int g = 0; g < GB; g++)
-        if (g < gcount) dot[g] += qs[g * hd + d] * k;
+        if (g < gcount) dot[g] += __shfl_xor_sync(0xffffffffu, dot[g], o);
     }
+    if (j < end && sub == 0) {
 #pragma unroll
-    for (int g = 0; g < GB; g++) {
-      if (g < gcount) {
-        float v = dot[g] * a.scale;
-        if (a.softcap > 0.0f) v = a.softcap * tanhf(v / a.softcap);
-        sc[g * part + (j - start)] = v;
+      for (int g = 0; g < GB; g++) {
+        if (g < gcount) {
+          float v = dot[g] * a.scale;
+          if (a.softcap > 0.0f) v = a.softcap * tanhf(v / a.softcap);
+          sc[g * part + (j - start)] = v;
+        }
       }
     }
   }
@@ -205,32 +198,100 @@ __global__ void __launch_bounds__(DECODE_THREADS)
   }
 }
 
-/** grid (numHeads, numDecode): combines the splits of one (sequence, head). */
-__global__ void attn_decode_reduce_kernel(AttnArgs a, int splits, const float* __restrict__ partAcc,
-                                          const float* __restrict__ partMl) {
-  const int h = blockIdx.x, di = blockIdx.y, H = a.numHeads, hd = a.headDim;
-  const int row = a.step.queryStart[a.step.decodeSeqs[di]];
-  const size_t p0 = ((size_t)di * H + h) * splits;
-  const float* ml = partMl + 2 * p0;
-  float M = -INFINITY;
-  for (int sp = 0; sp < splits; sp++)
-    if (ml[2 * sp + 1] > 0.0f) M = fmaxf(M, ml[2 * sp]);
-  float L = 0.0f;
-  for (int sp = 0; sp < splits; sp++)
-    if (ml[2 * sp + 1] > 0.0f) L += ml[2 * sp + 1] * expf(ml[2 * sp] - M);
-  float* o = a.out + (size_t)row * H * hd + (size_t)h * hd;
-  for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+/**
+ * grid (splits, kvHeads × headChunks, numDecode); gb = min(group, 8) is the head capacity of a block, the same
+ * for every block of a launch. tickets: one zeroed counter per (sequence, head chunk), left zeroed.
+ */
+template <int KVT, int DPL>
+__global__ void __launch_bounds__(DECODE_THREADS)
+    attn_decode_kernel(AttnArgs a, int gb, int splits, int part, int headChunks, int lpt, float* __restrict__ partAcc,
+                       float* __restrict__ partMl, unsigned* __restrict__ tickets) {
+  LOOM_DYNAMIC_SMEM(float, smem);
+  const int hd = a.headDim, H = a.numHeads;
+  const int split = blockIdx.x;
+  const int kvh = blockIdx.y / headChunks, chunk = blockIdx.y % headChunks;
+  const int di = blockIdx.z;
+  const int group = H / a.numKvHeads;
+  const int h0 = kvh * group + chunk * GB;
+  const int gcount = min(gb, group - chunk * GB);
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+
+  const int s = a.step.decodeSeqs[di];
+  const int row = a.step.queryStart[s];
+  const int seqLen = a.step.seqLens[s];
+  const int pos = seqLen - 1;
+  const int first = a.window > 0 ? max(0, pos - a.window + 1) : 0;
+  const int start = max(first, split * part);
+  const int end = min(pos + 1, (split + 1) * part);
+  if (end > start) {
+    decode_partition<KVT, DPL>(a, smem, gb, gcount, splits, part, lpt, s, row, h0, kvh, di, split, start, end,
+                               partAcc, partMl);
+  } else if (splits > 1) {
+    if (tid < gcount) {
+      float* ml = partMl + (((size_t)di * H + h0 + tid) * splits + split) * 2;
+      ml[0] = -INFINITY;
+      ml[1] = 0.0f;
+    }
+  } else {
+    for (int idx = tid; idx < gcount * hd; idx += DECODE_THREADS) {
+      a.out[(size_t)row * H * hd + (size_t)(h0 + idx / hd) * hd + idx % hd] = 0.0f;
+    }
+  }
+  if (splits == 1) return;
+
+  // The last of the `splits` blocks of this (sequence, head chunk) to get here merges them all: partials are
+  // published (fence) before the ticket is taken, and read past L1 (ldcg) by the merging block.
+  __shared__ unsigned ticket;
+  __threadfence();
+  __syncthreads();
+  unsigned* counter = tickets + (size_t)di * gridDim.y + blockIdx.y;
+  if (tid == 0) ticket = atomicAdd(counter, 1u);
+  __syncthreads();
+  if (ticket != (unsigned)splits - 1) return;
+  __threadfence();
+  float* stats = smem;  // [gcount][2]: the merged max and sum of each head
+  for (int g = warp; g < gcount; g += NW) {
+    const float* ml = partMl + ((size_t)di * H + h0 + g) * splits * 2;
+    float m = -INFINITY;
+    for (int sp = lane; sp < splits; sp += 32)
+      if (__ldcg(ml + 2 * sp + 1) > 0.0f) m = fmaxf(m, __ldcg(ml + 2 * sp));
+    m = warp_max(m);
+    float l = 0.0f;
+    for (int sp = lane; sp < splits; sp += 32) {
+      const float ls = __ldcg(ml + 2 * sp + 1);
+      if (ls > 0.0f) l += ls * expf(__ldcg(ml + 2 * sp) - m);
+    }
+    l = warp_sum(l);
+    if (lane == 0) {
+      stats[2 * g] = m;
+      stats[2 * g + 1] = l;
+    }
+  }
+  __syncthreads();
+  for (int idx = tid; idx < gcount * hd; idx += DECODE_THREADS) {
+    const int g = idx / hd, d = idx % hd, h = h0 + g;
+    const size_t p0 = ((size_t)di * H + h) * splits;
+    const float M = stats[2 * g], L = stats[2 * g + 1];
     float acc = 0.0f;
     for (int sp = 0; sp < splits; sp++) {
-      if (ml[2 * sp + 1] > 0.0f) acc += partAcc[(p0 + sp) * hd + d] * expf(ml[2 * sp] - M);
+      const float ls = __ldcg(partMl + 2 * (p0 + sp) + 1);
+      if (ls > 0.0f) acc += __ldcg(partAcc + (p0 + sp) * hd + d) * expf(__ldcg(partMl + 2 * (p0 + sp)) - M);
     }
-    o[d] = L > 0.0f ? acc / L : 0.0f;
+    a.out[(size_t)row * H * hd + (size_t)h * hd + d] = L > 0.0f ? acc / L : 0.0f;
   }
+  if (tid == 0) *counter = 0;  // ready for the next launch (or graph replay)
+}
+
+/** Lanes per token of phase 1: the most (≤ 8) that keep a pass within the partition and the loads 8-wide. */
+inline int lanes_per_token(int part, int hd) {
+  int lpt = 1;
+  while (lpt < 8 && 2 * lpt * part <= DECODE_THREADS && hd % (16 * lpt) == 0) lpt *= 2;
+  return lpt;
 }
 
 template <int KVT, int DPL>
 void launch_decode_t(cudaStream_t s, const AttnArgs& a, int numDecode, int splits, int part, float* partAcc,
-                     float* partMl) {
+                     float* partMl, unsigned* tickets) {
   const int group = a.numHeads / a.numKvHeads;
   const int gb = group < GB ? group : GB;
   const int headChunks = (int)ceil_div(group, GB);
@@ -238,23 +299,19 @@ void launch_decode_t(cudaStream_t s, const AttnArgs& a, int numDecode, int split
                                        (size_t)NW * gb * a.headDim) +
                       sizeof(int) * ((size_t)part / a.kv.blockSize + 2);
   const dim3 grid(splits, a.numKvHeads * headChunks, numDecode);
-  LOOM_LAUNCH(grid, DECODE_THREADS, smem, s, attn_decode_kernel<KVT, DPL>)(a, gb, splits, part, headChunks, partAcc, partMl);
+  LOOM_LAUNCH(grid, DECODE_THREADS, smem, s, attn_decode_kernel<KVT, DPL>)(
+      a, gb, splits, part, headChunks, lanes_per_token(part, a.headDim), partAcc, partMl, tickets);
   check_launch("attn_decode_kernel");
-  if (splits > 1) {
-    LOOM_LAUNCH(dim3(a.numHeads, numDecode), a.headDim >= 128 ? 128 : 64, 0, s, attn_decode_reduce_kernel)(a, splits, partAcc,
-                                                                                                 partMl);
-    check_launch("attn_decode_reduce_kernel");
-  }
 }
 
 template <int KVT>
 void launch_decode_kv(cudaStream_t s, const AttnArgs& a, int numDecode, int splits, int part, float* partAcc,
-                      float* partMl) {
+                      float* partMl, unsigned* tickets) {
   const int hd = a.headDim;
-  if (hd <= 32) launch_decode_t<KVT, 1>(s, a, numDecode, splits, part, partAcc, partMl);
-  else if (hd <= 64) launch_decode_t<KVT, 2>(s, a, numDecode, splits, part, partAcc, partMl);
-  else if (hd <= 128) launch_decode_t<KVT, 4>(s, a, numDecode, splits, part, partAcc, partMl);
-  else launch_decode_t<KVT, 8>(s, a, numDecode, splits, part, partAcc, partMl);
+  if (hd <= 32) launch_decode_t<KVT, 1>(s, a, numDecode, splits, part, partAcc, partMl, tickets);
+  else if (hd <= 64) launch_decode_t<KVT, 2>(s, a, numDecode, splits, part, partAcc, partMl, tickets);
+  else if (hd <= 128) launch_decode_t<KVT, 4>(s, a, numDecode, splits, part, partAcc, partMl, tickets);
+  else launch_decode_t<KVT, 8>(s, a, numDecode, splits, part, partAcc, partMl, tickets);
 }
 
 template <int KVT, int DPL>
@@ -279,15 +336,15 @@ void attention_decode_init(int maxSharedBytes) {
 }
 
 void launch_attention_decode(cudaStream_t s, const AttnArgs& a, int numDecode, int splits, int partition,
-                             float* partAcc, float* partMl) {
+                             float* partAcc, float* partMl, unsigned* tickets) {
   if (numDecode <= 0) return;
   if (a.headDim > MAX_HEAD_DIM) throw CudaError("attention: headDim > 256");
   if (splits < 1 || partition < 1) throw CudaError("attention: bad split plan");
   switch (a.kv.dtype) {
-    case KV_F32: launch_decode_kv<KV_F32>(s, a, numDecode, splits, partition, partAcc, partMl); break;
-    case KV_BF16: launch_decode_kv<KV_BF16>(s, a, numDecode, splits, partition, partAcc, partMl); break;
-    case KV_F16: launch_decode_kv<KV_F16>(s, a, numDecode, splits, partition, partAcc, partMl); break;
-    default: launch_decode_kv<KV_INT8>(s, a, numDecode, splits, partition, partAcc, partMl);
+    case KV_F32: launch_decode_kv<KV_F32>(s, a, numDecode, splits, partition, partAcc, partMl, tickets); break;
+    case KV_BF16: launch_decode_kv<KV_BF16>(s, a, numDecode, splits, partition, partAcc, partMl, tickets); break;
+    case KV_F16: launch_decode_kv<KV_F16>(s, a, numDecode, splits, partition, partAcc, partMl, tickets); break;
+    default: launch_decode_kv<KV_INT8>(s, a, numDecode, splits, partition, partAcc, partMl, tickets);
   }
 }
 

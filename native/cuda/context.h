@@ -55,7 +55,7 @@ struct Staging {
 };
 
 /** Scratch areas; separate sets for eager steps and graph-mode steps (see Context::setGraphMode). */
-enum ScratchSlot { SCR_ACT_BF16 = 0, SCR_ATTN_ACC = 1, SCR_ATTN_ML = 2, SCR_COUNT = 3 };
+enum ScratchSlot { SCR_ACT_BF16 = 0, SCR_ATTN_ACC = 1, SCR_ATTN_ML = 2, SCR_ATTN_TICKETS = 3, SCR_COUNT = 4 };
 
 struct ContextOptions {
   int device = 0;

@@ -25,6 +25,7 @@ void* Context::scratch(ScratchSlot slot, size_t bytes) {
   while (n < bytes) n *= 2;
   s.ptr = device_alloc(n, "scratch");
   s.bytes = n;
+  LOOM_CHECK(cudaMemsetAsync(s.ptr, 0, n, stream));  // the attention tickets start at zero
   if (graphMode_) dropGraphs();  // captured graphs use the old graph-mode scratch
   return s.ptr;
 }
@@ -54,12 +55,15 @@ void Context::matmul(float* out, const float* x, const DeviceWeight& w, const fl
 void Context::attention(const AttnArgs& a, int splits, int partition) {
   float* acc = nullptr;
   float* ml = nullptr;
+  unsigned* tickets = nullptr;
   if (numDecode_ > 0 && splits > 1) {
     const size_t parts = (size_t)numDecode_ * a.numHeads * splits;
     acc = (float*)scratch(SCR_ATTN_ACC, parts * a.headDim * 4);
     ml = (float*)scratch(SCR_ATTN_ML, parts * 2 * 4);
+    // one per (sequence, KV head, chunk of ≤ 8 query heads): at most one per query head
+    tickets = (unsigned*)scratch(SCR_ATTN_TICKETS, (size_t)numDecode_ * a.numHeads * 4);
   }
-  launch_attention_decode(stream, a, numDecode_, splits, partition, acc, ml);
+  launch_attention_decode(stream, a, numDecode_, splits, partition, acc, ml, tickets);
   launch_attention_prefill(stream, a, numTiles_);
 }
 

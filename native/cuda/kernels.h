@@ -67,11 +67,12 @@ constexpr int DECODE_HEADS_PER_BLOCK = 8;
 constexpr int DECODE_THREADS = 128;
 /**
  * Split-K decode over `numDecode` single-token sequences (step.decodeSeqs). With splits > 1, partial
- * results go to partAcc [numDecode][numHeads][splits][headDim] and partMl [..][splits][2] and a reduction
- * kernel combines them. Shared memory: (g·hd + g·part + 4·g·hd) floats with g = min(group, 8).
+ * results go to partAcc [numDecode][numHeads][splits][headDim] and partMl [..][splits][2], and the last
+ * block of each (sequence, KV head) merges them; tickets: numDecode × numKvHeads × ceil(group / 8) zeroed
+ * counters (left zeroed). Shared memory: (g·hd + g·part + 4·g·hd) floats with g = min(group, 8).
  */
 void launch_attention_decode(cudaStream_t s, const AttnArgs& a, int numDecode, int splits, int partition,
-                             float* partAcc, float* partMl);
+                             float* partAcc, float* partMl, unsigned* tickets);
 /** Flash-style tiled prefill over `numTiles` (tileSeq, tileQ0) tiles of PREFILL_TILE_Q query rows. */
 void launch_attention_prefill(cudaStream_t s, const AttnArgs& a, int numTiles);
 /** Raise the dynamic shared memory limits of the attention kernels (called once, outside any capture). */

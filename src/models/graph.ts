@@ -38,8 +38,8 @@ export class LlamaGraph {
   #gathered: Buf;
   #logitsBuf: Buf;
   #logits: Float32Array;
-  readonly #ropes: RopeParams[];
-  readonly #kRopes: RopeParams[];
+  /** Per layer: q and k rotated by one rope call (their heads are adjacent in a qkv row and share the table). */
+  readonly #qkRopes: RopeParams[];
   readonly #attnParams: AttentionParams[];
   readonly #qDim: number;
   readonly #kvDim: number;
@@ -67,17 +67,16 @@ export class LlamaGraph {
     this.kv = cfg.layers.map(() =>
       backend.kvLayer(opts.numBlocks, opts.blockSize, numKvHeads, headDim, opts.kvDtype ?? "f32"),
     );
-    this.#ropes = cfg.layers.map((l) => {
+    this.#qkRopes = cfg.layers.map((l) => {
       const table = ropeTable(l.rope, headDim);
       return {
-        numHeads,
+        numHeads: numHeads + numKvHeads,
         headDim,
         rotaryDim: table.rotaryDim,
         invFreq: table.invFreq,
         attentionFactor: table.attentionFactor,
       };
     });
-    this.#kRopes = this.#ropes.map((r) => ({ ...r, numHeads: numKvHeads }));
     this.#attnParams = cfg.layers.map((l) => ({
       numHeads,
       numKvHeads,
@@ -110,8 +109,7 @@ export class LlamaGraph {
         B.headNorm(this.#qkv, T, stride, 0, cfg.numHeads, cfg.headDim, L.qNorm, eps, plusOne);
         B.headNorm(this.#qkv, T, stride, this.#qDim, cfg.numKvHeads, cfg.headDim, L.kNorm, eps, plusOne);
       }
-      B.rope(this.#qkv, T, stride, 0, this.#ropes[l]);
-      B.rope(this.#qkv, T, stride, this.#qDim, this.#kRopes[l]);
+      B.rope(this.#qkv, T, stride, 0, this.#qkRopes[l]);
       B.writeKv(this.kv[l], this.#qkv, stride, this.#qDim, this.#qDim + this.#kvDim);
       B.attention(this.#attn, this.#qkv, stride, this.kv[l], this.#attnParams[l]);
       B.matmul(this.#proj, this.#attn, L.o, null, T);

@@ -45,7 +45,7 @@ describe("cuda decode attention plan", () => {
     }
   });
 
-  test("a big batch of short contexts uses one split (no reduction kernel)", () => {
+  test("a big batch of short contexts uses one split (nothing to merge)", () => {
     const plan = planDecode({ numDecode: 256, numHeads: 32, numKvHeads: 8, headDim: 64, maxSeqLen: 256, smCount: 132 });
     assert.deepEqual(plan, { splits: 1, partition: 256 });
   });
@@ -55,6 +55,11 @@ describe("cuda decode attention plan", () => {
     // 8 KV heads × 1 sequence = 8 blocks per split; about 2 blocks per SM wants ~33 splits
     assert.ok(plan.splits * 8 >= 2 * 132 * 0.9, JSON.stringify(plan));
     assert.ok(plan.partition >= 128);
+  });
+
+  test("batch 1 with a short context: 32-token partitions, one block per partition and KV head", () => {
+    const plan = planDecode({ numDecode: 1, numHeads: 32, numKvHeads: 8, headDim: 64, maxSeqLen: 256, smCount: 132 });
+    assert.deepEqual(plan, { splits: 8, partition: 32 });
   });
 
   test("graph mode: one plan for the longest context covers every shorter step", () => {

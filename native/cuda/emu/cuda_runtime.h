@@ -201,6 +201,12 @@ template <typename T>
 inline T __ldg(const T* p) {
   return *p;
 }
+template <typename T>
+inline T __ldcg(const T* p) {
+  return *p;
+}
+/** Blocks run one after another, so every write is already visible to the next. */
+inline void __threadfence() {}
 inline unsigned atomicAdd(unsigned* p, unsigned v) {
   unsigned old = *p;
   *p = old + v;

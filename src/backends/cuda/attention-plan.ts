@@ -8,9 +8,12 @@
  *                   raised to the device's opt-in maximum, so these few bytes may pass 48 KiB)
  *
  * Rules: a partition's floats fit in 48 KiB of shared memory (and it holds ≤ 1024 tokens); short
- * contexts use one split (no reduction kernel); otherwise the context is split until the grid has about
- * two blocks per SM. In graph mode the plan is made for the longest context the graph may see, so one
- * captured launch serves every step (partitions past a sequence's length exit at once).
+ * contexts in a batch that fills the GPU use one split (no merge); otherwise the context is split until the
+ * grid has about two blocks per SM, into partitions of at least 32 tokens (decode attention at small batch
+ * is a chain of memory round trips per block: more, shorter blocks run them side by side; the last block
+ * of each sequence and KV head merges the partitions). In graph mode the plan is made for the longest
+ * context the graph may see, so one captured launch serves every step (partitions past a sequence's length
+ * exit at once).
  */
 
 /** Head capacity of one decode block (native DECODE_HEADS_PER_BLOCK). */
@@ -51,9 +54,7 @@ export function planDecode(i: DecodePlanInput): DecodePlan {
   const blocksPerSplit = Math.max(1, i.numDecode * i.numKvHeads * Math.ceil(group / DECODE_HEADS_PER_BLOCK));
   if (len <= pmax && blocksPerSplit >= 2 * i.smCount) return { splits: 1, partition: roundUp(len) };
   const wantSplits = Math.max(1, Math.ceil((2 * i.smCount) / blocksPerSplit));
-  // Partitions below 128 tokens cost more in reduction than they gain in parallelism.
-  let partition = Math.min(pmax, Math.max(Math.min(128, pmax), roundUp(Math.ceil(len / wantSplits))));
-  if (len <= partition) partition = Math.max(MIN_PARTITION, Math.min(partition, roundUp(len)));
+  const partition = Math.min(pmax, roundUp(Math.ceil(len / wantSplits)));
   return { splits: Math.ceil(len / partition), partition };
 }
 
