@@ -5,7 +5,7 @@
 #     bash scripts/gpu-check.sh pack
 #     LOOM_GPU_BASELINE=<git rev> bash scripts/gpu-check.sh pack   (also packs that revision's addon, built
 #         here for sm_90, and benchmark bundle: the check then times it in alternation with the current code
-#         at batch 1 and 8, the baseline of a change measured in the same run on the same card)
+#         at batch 1, 8 and 128, the baseline of a change measured in the same run on the same card)
 #   builds .device/ (git-ignored): node.xz (this node, stripped, xz), bundle.tar.xz (js/: esbuild bundles
 #   of the CLI, the CUDA tests, the benchmark and a direct validator — the GPU machine has no node_modules
 #   — and node-api/: Node-API + node-addon-api headers for nvcc). The refs and their models travel in the
@@ -420,13 +420,13 @@ timeout 200 "${JSCMD[@]}" "${SMOKE[@]}" --transformers "$OUTDIR/transformers.jso
   --json "$OUTDIR/bench.json" >"$OUTDIR/bench.txt"
 note "benchmark" "rc $? ($(elapsed "$t"))"
 
-# 4a. the packed baseline revision against the current code, alternating, batch 1 and 8 (same card, same run)
+# 4a. the packed baseline revision against the current code, alternating, batch 1, 8 and 128 (same card, same run)
 if [ -f "$JS/base/bench-gpu.mjs" ] && [ "$EMULATE" != 1 ]; then
   t=$(date +%s)
   rev=$(cat "$JS/base/REV")
   {
     echo
-    echo "baseline $rev against the current code (alternating runs; output tok/s at batch 1 and 8):"
+    echo "baseline $rev against the current code (alternating runs; output tok/s at batch 1, 8 and 128):"
     for round in 1 2; do
       for side in baseline current; do
         if [ $side = baseline ]; then
@@ -434,7 +434,7 @@ if [ -f "$JS/base/bench-gpu.mjs" ] && [ "$EMULATE" != 1 ]; then
         else
           cmd=("${JSCMD[@]}")
         fi
-        timeout 90 "${cmd[@]}" --batches 1,8 2>/dev/null | grep -E '^ +(1|8) ' | sed "s/^/  $side $round: /"
+        timeout 90 "${cmd[@]}" --batches 1,8,128 2>/dev/null | grep -E "^ +(1|8|128) " | sed "s/^/  $side $round: /"
       done
     done
   } >>"$OUTDIR/bench.txt" 2>&1

@@ -52,7 +52,7 @@ __device__ __forceinline__ void decode_partition(const AttnArgs& a, float* smem,
   __syncthreads();
 
   // Phase 1: scores. `lpt` lanes per token split its head dimension (partials summed by shuffles), so a
-  // pass scores DECODE_THREADS / lpt tokens; each lane issues up to four 8-element loads before using any
+  // pass scores DECODE_THREADS / lpt tokens; each lane issues two 8-element loads before using either
   // (a warp per token with lanes across the whole head dimension made each token wait on the one before).
   const bool vec8 = (hd & 7) == 0;  // lpt > 1 only then (launch_decode_t)
   const int tpp = DECODE_THREADS / lpt, sub = tid % lpt;
@@ -67,13 +67,13 @@ __device__ __forceinline__ void decode_partition(const AttnArgs& a, float* smem,
       const size_t off = vec * hd;
       if (vec8) {
         const int stride = 8 * lpt;
-        for (int d0 = 8 * sub; d0 < hd; d0 += 4 * stride) {
-          float k[4][8];
+        for (int d0 = 8 * sub; d0 < hd; d0 += 2 * stride) {
+          float k[2][8];  // two loads in flight (four cost registers: 80 instead of 64, 6 blocks an SM, not 8)
 #pragma unroll
-          for (int u = 0; u < 4; u++)
+          for (int u = 0; u < 2; u++)
             if (d0 + u * stride < hd) kv_load8<KVT>(a.kv.k, a.kv.kScale, off, vec, d0 + u * stride, k[u]);
 #pragma unroll
-          for (int u = 0; u < 4; u++) {
+          for (int u = 0; u < 2; u++) {
             const int d = d0 + u * stride;
             if (d < hd) {
 #pragma unroll
@@ -202,8 +202,15 @@ __device__ __forceinline__ void decode_partition(const AttnArgs& a, float* smem,
  * grid (splits, kvHeads × headChunks, numDecode); gb = min(group, 8) is the head capacity of a block, the same
  * for every block of a launch. tickets: one zeroed counter per (sequence, head chunk), left zeroed.
  */
+/**
+ * Blocks an SM must hold: as many as the previous version of this kernel (64 registers at headDim ≤ 64, 72 at
+ * ≤ 128), whose batch-128 launch of 1024 blocks then fits the 132 SMs in one wave. Left to itself, ptxas
+ * spent 80 registers (6 blocks an SM, two waves: batch 128 decoded 19% slower on an H200).
+ */
+constexpr int decode_min_blocks(int dpl) { return dpl <= 2 ? 8 : dpl == 4 ? 7 : 4; }
+
 template <int KVT, int DPL>
-__global__ void __launch_bounds__(DECODE_THREADS)
+__global__ void __launch_bounds__(DECODE_THREADS, decode_min_blocks(DPL))
     attn_decode_kernel(AttnArgs a, int gb, int splits, int part, int headChunks, int lpt, float* __restrict__ partAcc,
                        float* __restrict__ partMl, unsigned* __restrict__ tickets) {
   LOOM_DYNAMIC_SMEM(float, smem);
