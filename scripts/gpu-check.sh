@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The GPU check of the CUDA backend: one script, about two and a half minutes on one H200 (seen 138-148 s).
+# The GPU check of the CUDA backend: one script, about three minutes on one H200 (seen 138-148 s; 169-179 s
+# with a packed baseline).
 #
 #   On a dev machine (needs node + node_modules; once per change):
 #     bash scripts/gpu-check.sh pack
