@@ -8,11 +8,11 @@
 //   m = max_p m_p,  l = Σ_p l_p·e^(m_p − m),  out = Σ_p acc_p·e^(m_p − m) / l
 //
 // With one split the block writes the normalized output directly. Short partitions (32 tokens at batch 1:
-// more blocks in flight, attention being latency-bound there) score each token with `lpt` lanes that
-// split its head dimension. Launch configuration depends only on
-// (numDecode, splits, partition), never on the step's lengths, which are read from device memory: a
-// captured CUDA graph replays correctly for any lengths up to splits × partition. Partitions wholly outside
-// [window start, position] write l = 0 and are skipped by the reduction. f32 math throughout.
+// more blocks in flight, attention being latency-bound there) score each token with `lpt` lanes that split
+// its head dimension. Launch configuration depends only on (numDecode, splits, partition), never on the
+// step's lengths, which are read from device memory: a captured CUDA graph replays correctly for any
+// lengths up to splits × partition. Partitions wholly outside [window start, position] write l = 0 and
+// are skipped by the merge. f32 math throughout.
 #include "device_util.cuh"
 #include "kernels.h"
 
