@@ -18,6 +18,7 @@
 import { resolve } from "node:path";
 import type { StorageDType } from "../src/backends/backend.ts";
 import { CpuBackend } from "../src/backends/cpu/cpu-backend.ts";
+import { percentile } from "../src/bench/metrics.ts";
 import { hostBf16 } from "../src/formats/dtype.ts";
 import { type BenchModel, BLOCK, benchGraph, CTX, decodeMeta } from "./bench-decode.ts";
 
@@ -35,7 +36,7 @@ const storage = opt("--weights", "int8") as StorageDType;
 const threads = Number(opt("--threads", "2"));
 const pause = new Int32Array(new SharedArrayBuffer(4));
 const rest = () => Atomics.wait(pause, 0, 0, 0.5);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const median = (xs: number[]) => percentile(xs, 50);
 
 const backends = builds.map((addonPath) => {
   const r = CpuBackend.tryLoad({ threads, addonPath });

@@ -34,6 +34,7 @@ import { fileURLToPath } from "node:url";
 import type { Backend, KvDType, StepMeta, StorageDType } from "../src/backends/backend.ts";
 import { CpuBackend, type CpuIsa } from "../src/backends/cpu/cpu-backend.ts";
 import { ReferenceBackend } from "../src/backends/reference/reference-backend.ts";
+import { percentile } from "../src/bench/metrics.ts";
 import { hostBf16 } from "../src/formats/dtype.ts";
 import type { ModelConfig } from "../src/models/config.ts";
 import type { LlamaGraph } from "../src/models/graph.ts";
@@ -52,10 +53,7 @@ const ISA = opt("--isa") as CpuIsa | undefined;
 const KV = (opt("--kv") ?? "bf16") as KvDType;
 const SELF = fileURLToPath(import.meta.url);
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
+const median = (xs: number[]) => percentile(xs, 50);
 const maxRssBytes = () => process.resourceUsage().maxRSS * 1024;
 
 function cpuBackend(): CpuBackend {

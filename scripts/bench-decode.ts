@@ -5,7 +5,8 @@ import { parseConfig } from "../src/models/config.ts";
 import { LlamaGraph } from "../src/models/graph.ts";
 import { loadModel } from "../src/models/model.ts";
 import { loadWeights } from "../src/models/weights.ts";
-import { randomCheckpoint, SMOL_360M } from "./smol-model.ts";
+import { randomCheckpoint } from "./random-weights.ts";
+import { SMOL_360M } from "./smol-model.ts";
 
 const TINY_LLAMA = fileURLToPath(new URL("../models/tiny-llama", import.meta.url));
 

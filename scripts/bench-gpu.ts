@@ -27,13 +27,13 @@
  * shape and card (scripts/bench-transformers.py) and the ratio.
  */
 import { readFileSync, writeFileSync } from "node:fs";
-import type { Backend, Buf, HostTensor, StepMeta } from "../src/backends/backend.ts";
+import type { Backend, Buf, StepMeta } from "../src/backends/backend.ts";
 import { CudaBackend, type CudaBackendOptions } from "../src/backends/cuda/cuda-backend.ts";
 import { CudaGraphBackend } from "../src/backends/cuda/graph-backend.ts";
-import { f32ToBf16 } from "../src/formats/dtype.ts";
 import { parseConfig } from "../src/models/config.ts";
 import { LlamaGraph } from "../src/models/graph.ts";
-import { loadWeights, type TensorSource } from "../src/models/weights.ts";
+import { loadWeights } from "../src/models/weights.ts";
+import { randomBf16Pool, randomBf16Tensor, randomCheckpoint } from "./random-weights.ts";
 
 /** Llama-3.2-1B's config.json (transformers v5 form), as given to transformers too. */
 export const LLAMA_1B_CONFIG = {
@@ -92,55 +92,6 @@ function arg(name: string, fallback: string): string {
 }
 const flag = (name: string) => process.argv.includes(`--${name}`);
 
-/** Random bf16 weights: one pool of N(0, 0.02)-ish values, tiled (values need not be independent to time). */
-class RandomSource implements TensorSource {
-  readonly #shapes = new Map<string, number[]>();
-  readonly #pool: Uint16Array;
-  constructor(cfg: typeof LLAMA_1B_CONFIG) {
-    const {
-      hidden_size: h,
-      intermediate_size: im,
-      num_attention_heads: H,
-      num_key_value_heads: KV,
-      head_dim: hd,
-    } = cfg;
-    this.#shapes.set("model.embed_tokens.weight", [cfg.vocab_size, h]);
-    this.#shapes.set("model.norm.weight", [h]);
-    for (let l = 0; l < cfg.num_hidden_layers; l++) {
-      const p = `model.layers.${l}.`;
-      this.#shapes.set(`${p}self_attn.q_proj.weight`, [H * hd, h]);
-      this.#shapes.set(`${p}self_attn.k_proj.weight`, [KV * hd, h]);
-      this.#shapes.set(`${p}self_attn.v_proj.weight`, [KV * hd, h]);
-      this.#shapes.set(`${p}self_attn.o_proj.weight`, [h, H * hd]);
-      this.#shapes.set(`${p}mlp.gate_proj.weight`, [im, h]);
-      this.#shapes.set(`${p}mlp.up_proj.weight`, [im, h]);
-      this.#shapes.set(`${p}mlp.down_proj.weight`, [h, im]);
-      this.#shapes.set(`${p}input_layernorm.weight`, [h]);
-      this.#shapes.set(`${p}post_attention_layernorm.weight`, [h]);
-    }
-    this.#pool = randomPool();
-  }
-  has(name: string): boolean {
-    return this.#shapes.has(name);
-  }
-  info(name: string) {
-    const shape = this.#shapes.get(name);
-    if (!shape) throw new Error(`no tensor ${name}`);
-    return { shape, dtype: "bf16", file: "random" };
-  }
-  read(name: string): HostTensor {
-    const shape = this.info(name).shape;
-    const n = shape.reduce((a, b) => a * b, 1);
-    const words = new Uint16Array(n);
-    if (shape.length === 1) {
-      words.fill(0x3f80); // norms: 1.0
-    } else {
-      fillTiled(words, this.#pool, name.length * 7919);
-    }
-    return { dtype: "bf16", shape, data: new Uint8Array(words.buffer) };
-  }
-}
-
 /** The CUDA backend, or exit 2 with the one-line reason it cannot load. */
 function loadCuda(opts: CudaBackendOptions = {}): CudaBackend {
   const loaded = CudaBackend.tryLoad(opts);
@@ -149,32 +100,6 @@ function loadCuda(opts: CudaBackendOptions = {}): CudaBackend {
     process.exit(2);
   }
   return loaded.backend;
-}
-
-/** 4 Mi bf16 values, uniform in ±0.035 (xorshift). */
-function randomPool(): Uint16Array {
-  let s = 0x9e3779b9;
-  const pool = new Uint16Array(1 << 22);
-  for (let i = 0; i < pool.length; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    const u = ((s >>> 0) / 2 ** 32) * 2 - 1;
-    pool[i] = f32ToBf16(u * 0.035);
-  }
-  return pool;
-}
-
-/** Fills `words` with stretches of the pool, each starting at a shifted offset. */
-function fillTiled(words: Uint16Array, pool: Uint16Array, offset: number): void {
-  let off = offset;
-  for (let i = 0; i < words.length; ) {
-    const start = off % pool.length;
-    const len = Math.min(words.length - i, pool.length - start);
-    words.set(pool.subarray(start, start + len), i);
-    i += len;
-    off += len + 12345;
-  }
 }
 
 /**
@@ -193,7 +118,7 @@ function benchGemv(cfg: typeof LLAMA_1B_CONFIG, rowsList: number[]): string[] {
     ["down", h, cfg.intermediate_size],
     ["lm_head", cfg.vocab_size, h],
   ];
-  const pool = randomPool();
+  const pool = randomBf16Pool();
   const gbps = new Map<string, number>(); // `${path} ${shape} ${rows}` → GB/s
   let key = 0x6e6d00;
   for (const path of ["gemv", "cublas"] as const) {
@@ -201,10 +126,8 @@ function benchGemv(cfg: typeof LLAMA_1B_CONFIG, rowsList: number[]): string[] {
     for (const [name, N, K] of shapes) {
       const bytes = N * K * 2;
       const copies = Math.max(1, Math.min(64, Math.ceil(512e6 / bytes)));
-      const words = new Uint16Array(N * K);
-      fillTiled(words, pool, N + K);
-      const data = new Uint8Array(words.buffer);
-      const ws = Array.from({ length: copies }, () => cuda.weight({ dtype: "bf16", shape: [N, K], data }, "bf16"));
+      const host = randomBf16Tensor([N, K], pool);
+      const ws = Array.from({ length: copies }, () => cuda.weight(host, "bf16"));
       const maxRows = Math.max(...rowsList);
       const x = cuda.buffer(maxRows * K);
       const out = cuda.buffer(maxRows * N);
@@ -302,7 +225,7 @@ function main(): void {
   const blocksPerSeq = Math.ceil(maxLen / BLOCK);
   const numBlocks = maxBatch * blocksPerSeq + 1;
   const t0 = performance.now();
-  const weights = loadWeights(cfg, new RandomSource(model), cuda, "bf16", () => {});
+  const weights = loadWeights(cfg, randomCheckpoint(cfg), cuda, "bf16", () => {});
   const weightBytes = cuda.weightBytes;
   const graphBackend: Backend = graphs
     ? new CudaGraphBackend(cuda, { maxModelLen: maxLen, maxBatch: Math.min(MAX_TOKENS, 256) })

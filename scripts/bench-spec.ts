@@ -20,6 +20,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { percentile } from "../src/bench/metrics.ts";
 import { buildCore } from "../src/engine/build-core.ts";
 import type { EngineCore } from "../src/engine/engine-core.ts";
 import { DEFAULT_ENGINE_OPTIONS, type EngineOptions } from "../src/engine/options.ts";
@@ -125,10 +126,7 @@ function runOnce(core: EngineCore, prompts: number[][], concurrent: number, tag:
   };
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
+const median = (xs: number[]) => percentile(xs, 50);
 
 interface Row {
   scenario: string;

@@ -39,6 +39,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { StepMeta } from "../src/backends/backend.ts";
 import { selectBackend } from "../src/backends/select.ts";
+import { percentile } from "../src/bench/metrics.ts";
 import { type ExportType, prepareGguf } from "../src/formats/gguf/export.ts";
 import { GgmlType } from "../src/formats/gguf/types.ts";
 import { loadModel } from "../src/models/model.ts";
@@ -87,10 +88,7 @@ interface BenchResult {
   note?: string;
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
+const median = (xs: number[]) => percentile(xs, 50);
 
 /** Deterministic token ids in [3, limit) (skipping tiny-llama's three control tokens). */
 function promptIds(n: number, seed: number, limit = 4096): number[] {

@@ -157,6 +157,11 @@ __device__ void greedy_row(const SampleArgs& a, int row, Shared& sh) {
   const float* x = a.logits + (size_t)row * a.vocab;
   ArgMax best{-INFINITY, 0x7fffffff};
   Lse lse{-INFINITY, 0.0f};
+  const auto fold = [&](float raw, int v) {
+    const float xv = capped(raw, a.softcap);
+    best = better(best, ArgMax{xv, v});
+    if (a.outLogprob) lse = lse_add(lse, xv);
+  };
   // Eight loads in flight per thread, folded in the same index order as one at a time (same result).
   constexpr int U = 8;
   const int step = blockDim.x;
@@ -166,17 +171,9 @@ __device__ void greedy_row(const SampleArgs& a, int row, Shared& sh) {
 #pragma unroll
     for (int k = 0; k < U; k++) xs[k] = x[v + k * step];
 #pragma unroll
-    for (int k = 0; k < U; k++) {
-      const float xv = capped(xs[k], a.softcap);
-      best = better(best, ArgMax{xv, v + k * step});
-      if (a.outLogprob) lse = lse_add(lse, xv);
-    }
+    for (int k = 0; k < U; k++) fold(xs[k], v + k * step);
   }
-  for (; v < a.vocab; v += step) {
-    const float xv = capped(x[v], a.softcap);
-    best = better(best, ArgMax{xv, v});
-    if (a.outLogprob) lse = lse_add(lse, xv);
-  }
+  for (; v < a.vocab; v += step) fold(x[v], v);
   best = block_argmax(best, sh.redf, sh.redi);
   if (a.outLogprob) lse = block_lse(lse, sh.redf, sh.redf2);
   write_result(a, row, best.i < a.vocab ? best.i : 0, lse, x);

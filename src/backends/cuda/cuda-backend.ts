@@ -12,8 +12,9 @@
  *   the GEMV kernel reads a 1B model's bf16 weights at 1.5–4.2 TB/s for one row but falls to 0.4–0.9 TB/s at
  *   eight (it re-reads the activations per weight), while cuBLAS holds 1.1–4.0 TB/s from two rows up
  *   (`bench-gpu.ts --gemv`), hence the default.
- * - attention: decode tokens → split-K paged kernel (+ reduction); prefill chunks → flash-style tiled SIMT
- *   kernel with online softmax over the block tables. Both f32 math.
+ * - attention: decode tokens → split-K paged kernel (the last block of each sequence and KV head merges the
+ *   partitions); prefill chunks → flash-style tiled SIMT kernel with online softmax over the block tables.
+ *   Both f32 math.
  * - beginStep packs the step's metadata into one int32 buffer (step-pack.ts) and uploads it with one
  *   pinned copy; kernels read tokens, positions, slots, lengths and block tables from it.
  * - Extras beyond Backend: GPU sampling (sampleGreedy, sample), CUDA graph capture/replay (used by
