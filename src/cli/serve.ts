@@ -141,12 +141,13 @@ export function registerServe(program: Command): void {
         dtype: info.dtype,
         maxModelLen: info.maxModelLen,
         kvCapacityTokens: info.kvCapacityTokens,
+        kvCacheDtype: info.kvCacheDtype,
         kvBlocks: info.numBlocks,
         blockSize: info.blockSize,
         scheduler: info.scheduler,
         auth: apiKey !== undefined,
       },
-      `serving ${info.modelName} on ${server.url} (${info.backend}, ${info.dtype}, KV cache ${info.kvCapacityTokens} tokens)`,
+      `serving ${info.modelName} on ${server.url} (${info.backend}, ${info.dtype}, KV cache ${info.kvCapacityTokens} tokens of ${info.kvCacheDtype})`,
     );
     // The listening server keeps the process alive; a signal ends it through shutdown().
   });

@@ -1,11 +1,13 @@
 /** `loom validate`: recompute a reference file's logits and greedy ids and compare (see models/validate.ts). */
 import type { Command } from "commander";
-import type { StorageDType } from "../backends/backend.ts";
+import type { KvDType, StorageDType } from "../backends/backend.ts";
 import { selectBackend } from "../backends/select.ts";
 import { DEFAULT_MODEL, deviceOption } from "../engine/options.ts";
 import { loadModel } from "../models/model.ts";
 import { quantQuality } from "../models/quant-quality.ts";
 import { type RefFile, readRefFile, validateAll } from "../models/validate.ts";
+
+const KV_DTYPES: readonly string[] = ["f32", "bf16", "f16", "int8"];
 
 export function registerValidate(program: Command): void {
   program
@@ -17,6 +19,7 @@ export function registerValidate(program: Command): void {
     .option("--backend <name>", "auto | cpu | reference | cuda", "auto")
     .option("--device <d>", "cuda, cuda:N or cpu (picks the backend), or a CUDA device ordinal N")
     .option("--dtype <t>", "weight storage: f32 | bf16 | int8 | int4 (default: f32)", "f32")
+    .option("--kv-cache-dtype <t>", "KV cache: f32 | bf16 | f16 | int8 (default: f32)", "f32")
     .option("--threads <n>", "threads for the cpu backend", (v) => Number.parseInt(v, 10))
     .option(
       "--max-kl <x>",
@@ -30,6 +33,9 @@ export function registerValidate(program: Command): void {
     )
     .action(async (o) => {
       if (!(o.tolerance > 0)) throw new Error(`--tolerance must be a positive number`);
+      if (!KV_DTYPES.includes(o.kvCacheDtype)) {
+        throw new Error(`--kv-cache-dtype must be one of ${KV_DTYPES.join(", ")}, got "${o.kvCacheDtype}"`);
+      }
       const refs = readRefFile(o.refs);
       const { backend: name, device } = deviceOption(o.backend, o.device);
       const { backend, warning } = await selectBackend(name, o.threads, device);
@@ -42,6 +48,7 @@ export function registerValidate(program: Command): void {
           numBlocks: Math.ceil(longest / blockSize) + 1,
           blockSize,
           storage,
+          kvDtype: o.kvCacheDtype as KvDType,
         });
       if (o.dtype === "int8" || o.dtype === "int4") {
         reportQuantized(refs, load("f32").graph, load(o.dtype), o.maxKl);
@@ -49,7 +56,9 @@ export function registerValidate(program: Command): void {
         return;
       }
       const model = load(o.dtype as StorageDType);
-      console.log(`model ${model.dir} on ${backend.describe()}, weights ${o.dtype}, tolerance ${o.tolerance}`);
+      console.log(
+        `model ${model.dir} on ${backend.describe()}, weights ${o.dtype}, KV cache ${o.kvCacheDtype}, tolerance ${o.tolerance}`,
+      );
       const results = validateAll(model.graph, refs, o.tolerance);
       const pad = Math.max(...results.map((r) => r.name.length));
       console.log(`${"case".padEnd(pad)}  tokens  max|Δ|top32  |Δ|lse      greedy`);

@@ -3,7 +3,6 @@
  * (never from max_model_len × batch), loads the model. Runs on the engine thread; tests call it directly.
  */
 import { basename, resolve } from "node:path";
-import type { KvDType } from "../backends/backend.ts";
 import type { CudaBackend } from "../backends/cuda/cuda-backend.ts";
 import { selectBackend } from "../backends/select.ts";
 import { loadConfig } from "../models/config.ts";
@@ -14,6 +13,7 @@ import { NgramProposer } from "../spec/ngram-proposer.ts";
 import { SpeculativeDecoder } from "../spec/spec-decoder.ts";
 import { planCudaKv, withCudaGraphs } from "./cuda-setup.ts";
 import { EngineCore } from "./engine-core.ts";
+import { kvBytesPerElement, resolveKvDtype } from "./kv-dtype.ts";
 import type { EngineOptions } from "./options.ts";
 import type { EngineInfo } from "./types.ts";
 
@@ -29,9 +29,8 @@ export async function buildCore(opts: EngineOptions): Promise<BuiltCore> {
   const { warning } = selected;
   let backend = selected.backend;
   const maxModelLen = opts.maxModelLen > 0 ? opts.maxModelLen : cfg.maxPositionEmbeddings;
-  const kvDtype: KvDType = opts.kvCacheDtype === "int8" ? "int8" : "f32";
-  // int8 entries carry one f32 scale per (token, head): ~1 byte + 4/headDim per element.
-  const bytesPerElement = kvDtype === "int8" ? 1 + 4 / cfg.headDim : 4;
+  const kvDtype = resolveKvDtype(opts.kvCacheDtype, backend.name, cfg.dtype);
+  const bytesPerElement = kvBytesPerElement(kvDtype, cfg.headDim);
   const spec = resolveSpecConfig(opts);
   // A draft model keeps its own KV pool with the same block ids: each block costs both models' bytes.
   const draftCfg = spec?.draftModel ? loadConfig(spec.draftModel) : null;
@@ -41,7 +40,7 @@ export async function buildCore(opts: EngineOptions): Promise<BuiltCore> {
         "a draft model must share the target's tokenizer",
     );
   }
-  const draftBytesPerElement = draftCfg !== null && kvDtype === "int8" ? 1 + 4 / draftCfg.headDim : 4;
+  const draftBytesPerElement = draftCfg !== null ? kvBytesPerElement(kvDtype, draftCfg.headDim) : 0;
   const blockBytes =
     (kvBytesPerToken(cfg, bytesPerElement) + (draftCfg ? kvBytesPerToken(draftCfg, draftBytesPerElement) : 0)) *
     opts.blockSize;
@@ -134,6 +133,7 @@ export async function buildCore(opts: EngineOptions): Promise<BuiltCore> {
     blockSize: opts.blockSize,
     numBlocks,
     kvCapacityTokens: numBlocks * opts.blockSize,
+    kvCacheDtype: kvDtype,
     vocabSize: cfg.vocabSize,
     scheduler: opts.scheduler,
   };

@@ -13,6 +13,7 @@ import {
   resolveSpecConfig,
   type SpecOptions,
 } from "../spec/config.ts";
+import { KV_CACHE_DTYPES, type KvCacheDtypeOption } from "./kv-dtype.ts";
 
 /** Speculative decoding fields (SpecOptions) are optional: absent = off. See src/spec/config.ts. */
 export interface EngineOptions extends SpecOptions {
@@ -28,7 +29,8 @@ export interface EngineOptions extends SpecOptions {
   /** cuda: fraction of the free device memory the engine may use; the KV pool gets what is left. */
   gpuMemoryUtilization: number;
   quantization: "none" | "int8" | "int4";
-  kvCacheDtype: "auto" | "int8";
+  /** "auto": the checkpoint's bf16/f16 on native backends, f32 on the reference (src/engine/kv-dtype.ts). */
+  kvCacheDtype: KvCacheDtypeOption;
   blockSize: number;
   /** KV cache budget in bytes (cpu and reference; cuda sizes its pool from gpuMemoryUtilization). */
   kvCacheMemory: number;
@@ -94,7 +96,11 @@ export function addEngineFlags(cmd: Command): Command {
       d.gpuMemoryUtilization,
     )
     .option("--quantization <q>", "weight quantization: none | int8 | int4", d.quantization)
-    .option("--kv-cache-dtype <t>", "auto | int8", d.kvCacheDtype)
+    .option(
+      "--kv-cache-dtype <t>",
+      "auto (the checkpoint's bf16/f16 on cpu and cuda, f32 on reference) | bf16 | f16 | f32 | int8",
+      d.kvCacheDtype,
+    )
     .option("--block-size <n>", "tokens per KV cache block", intArg("--block-size"), d.blockSize)
     .option(
       "--kv-cache-memory <bytes>",
@@ -156,7 +162,7 @@ export function engineOptionsFrom(o: Record<string, unknown>): EngineOptions {
     threads: typeof o.threads === "number" && o.threads > 0 ? o.threads : undefined,
     gpuMemoryUtilization: fraction("--gpu-memory-utilization", o.gpuMemoryUtilization ?? d.gpuMemoryUtilization),
     quantization: pick("--quantization", o.quantization ?? d.quantization, ["none", "int8", "int4"] as const),
-    kvCacheDtype: pick("--kv-cache-dtype", o.kvCacheDtype ?? d.kvCacheDtype, ["auto", "int8"] as const),
+    kvCacheDtype: pick("--kv-cache-dtype", o.kvCacheDtype ?? d.kvCacheDtype, KV_CACHE_DTYPES),
     blockSize: Number(o.blockSize ?? d.blockSize),
     kvCacheMemory: Number(o.kvCacheMemory ?? d.kvCacheMemory),
     maxNumSeqs: Number(o.maxNumSeqs ?? d.maxNumSeqs),

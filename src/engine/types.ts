@@ -128,6 +128,8 @@ export interface EngineInfo {
   blockSize: number;
   numBlocks: number;
   kvCapacityTokens: number;
+  /** Element type of the KV cache (--kv-cache-dtype, "auto" resolved). */
+  kvCacheDtype: string;
   vocabSize: number;
   scheduler: string;
   /** Speculative decoding in use, e.g. "draft tiny-llama-draft, k=4, off above 4 seqs"; absent = off. */

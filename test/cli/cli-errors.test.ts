@@ -130,6 +130,16 @@ test("loom validate passes on a good model and exits 0", () => {
   assert.match(r.stdout, /all 3 cases passed/);
 });
 
+test("loom validate runs with the KV cache it is given and rejects an unknown one", () => {
+  const args = ["validate", "--backend", "reference", "--model", SRC, "--refs", REFS, "--kv-cache-dtype"];
+  const bf16 = loom(...args, "bf16");
+  assert.equal(bf16.status, 0, bf16.stderr + bf16.stdout);
+  assert.match(bf16.stdout, /KV cache bf16/);
+  const bad = loom(...args, "fp8");
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr.trim(), /^loom: --kv-cache-dtype must be one of f32, bf16, f16, int8, got "fp8"$/);
+});
+
 test("a missing refs file is one clear line", () => {
   const r = loom("validate", "--backend", "reference", "--model", SRC, "--refs", join(root, "nope.json"));
   assert.notEqual(r.status, 0);

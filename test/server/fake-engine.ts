@@ -106,6 +106,7 @@ export class FakeEngine implements Engine {
       blockSize: o.blockSize,
       numBlocks: o.numBlocks,
       kvCapacityTokens: o.numBlocks * o.blockSize,
+      kvCacheDtype: "f32",
       vocabSize: tokenizer.vocabSize,
       scheduler: "fake",
     };
