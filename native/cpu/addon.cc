@@ -50,6 +50,7 @@ class NativeCpu : public Napi::ObjectWrap<NativeCpu> {
                            InstanceMethod("writeKv", &NativeCpu::WriteKv),
                            InstanceMethod("attention", &NativeCpu::Attention),
                            InstanceMethod("gatherRows", &NativeCpu::GatherRows),
+                           InstanceMethod("argmaxRows", &NativeCpu::ArgmaxRows),
                            InstanceMethod("copyBlocks", &NativeCpu::CopyBlocks),
                            InstanceMethod("probeBandwidth", &NativeCpu::ProbeBandwidth),
                            InstanceMethod("setIdlePrefetch", &NativeCpu::SetIdlePrefetch),
@@ -429,6 +430,33 @@ class NativeCpu : public Napi::ObjectWrap<NativeCpu> {
       if (ix[i] < 0 || (size_t)(ix[i] + 1) * dim > x.size) Fail(info, "gatherRows: row index out of range");
       std::memmove(out.data + i * dim, x.data + (size_t)ix[i] * dim, (size_t)dim * 4);
     }
+    return info.Env().Undefined();
+  }
+
+  // argmaxRows(x, rows, cols, out): out[r] = first index of the largest value of row r (a NaN never wins
+  // unless it comes first), as src/sampler/sampler.ts argmaxAt; rows in parallel when there are many values.
+  Napi::Value ArgmaxRows(const Napi::CallbackInfo& info) {
+    Context& c = C(info);
+    const int rows = I(info, 1), cols = I(info, 2);
+    if (rows < 0 || cols < 1) Fail(info, "argmaxRows: rows must be >= 0 and cols >= 1");
+    BufferT& x = Buf(info, 0, (size_t)rows * cols, "argmaxRows x");
+    auto out = info[3].As<Napi::Int32Array>();
+    if (out.ElementLength() < (size_t)rows) Fail(info, "argmaxRows: out shorter than rows");
+    int32_t* o = out.Data();
+    auto job = [&](long b, long e, int) {
+      for (long r = b; r < e; r++) {
+        const float* v = x.data + (size_t)r * cols;
+        int best = 0;
+        float bestValue = v[0];
+        for (int i = 1; i < cols; i++)
+          if (v[i] > bestValue) {
+            bestValue = v[i];
+            best = i;
+          }
+        o[r] = best;
+      }
+    };
+    c.pool->parallelFor(rows, 1, threads_for(c, (double)rows * cols), job);
     return info.Env().Undefined();
   }
 

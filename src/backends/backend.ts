@@ -169,4 +169,10 @@ export interface Backend {
   gatherRows(out: Buf, x: Buf, rowIdx: Int32Array, dim: number): void;
   /** Copy KV blocks src[i] → dst[i] in every given layer (copy-on-write). */
   copyBlocks(layers: readonly KvLayer[], src: Int32Array, dst: Int32Array): void;
+  /**
+   * Optional: out[r] = the index of the largest of the `cols` values of row r of x, r < rows, exactly as
+   * sampler.ts argmaxAt (ties to the lowest index; a NaN never wins unless it comes first). Greedy decoding
+   * then reads back one id per row instead of the logits.
+   */
+  argmaxRows?(x: Buf, rows: number, cols: number, out: Int32Array): void;
 }

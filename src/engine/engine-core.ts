@@ -128,7 +128,7 @@ export class EngineCore {
       draftProbs = spec.propose(plan);
     }
     for (const it of plan.items) this.#computedTokens += it.numNewTokens + it.specTokenIds.length;
-    const { logits, samplers, rowStart } = this.runner.execute(plan);
+    const { logits, tokens, samplers, rowStart } = this.runner.execute(plan);
     const V = this.model.config.vocabSize;
     const sampled = new Map<Sequence, number | number[]>();
     const results = new Map<Sequence, SampleResult>();
@@ -145,6 +145,12 @@ export class EngineCore {
         const accepted = spec.verify(seq, item, rows, draftProbs![itemIdx], run, logprobs);
         runs.set(seq, { run, logprobs, accepted, proposed: item.specTokenIds.length, before: seq.tokenIds.length });
         sampled.set(seq, run);
+        continue;
+      }
+      if (tokens !== null) {
+        // plainly greedy, taken on the backend (model-runner.ts): what #sampleInto's argmax would give
+        sampled.set(seq, tokens[i]);
+        results.set(seq, { token: tokens[i], logprob: Number.NaN, top: null });
         continue;
       }
       const row = logits.subarray(rowStart[i] * V, (rowStart[i] + 1) * V);

@@ -92,6 +92,28 @@ export class LlamaGraph {
    * ([logitRows.length, vocab], a view into a buffer reused by the next call).
    */
   forward(meta: StepMeta, logitRows: Int32Array): Float32Array {
+    this.#logitsOnBackend(meta, logitRows);
+    const out = this.#logits.subarray(0, logitRows.length * this.cfg.vocabSize);
+    this.backend.read(this.#logitsBuf, out);
+    const cap = this.cfg.finalLogitSoftcap;
+    if (cap > 0) for (let i = 0; i < out.length; i++) out[i] = cap * Math.tanh(out[i] / cap);
+    return out;
+  }
+
+  /** Whether forwardArgmax is available: the backend has argmaxRows and no final softcap can make ties. */
+  get canArgmax(): boolean {
+    return this.backend.argmaxRows !== undefined && !(this.cfg.finalLogitSoftcap > 0);
+  }
+
+  /** A forward pass for greedy rows: out[i] = argmax of the logits of row logitRows[i], taken on the backend. */
+  forwardArgmax(meta: StepMeta, logitRows: Int32Array, out: Int32Array): void {
+    if (!this.canArgmax) throw new Error("forwardArgmax: the backend has no argmaxRows (or the model softcaps logits)");
+    this.#logitsOnBackend(meta, logitRows);
+    this.backend.argmaxRows!(this.#logitsBuf, logitRows.length, this.cfg.vocabSize, out);
+  }
+
+  /** The layers, the final norm of the rows `logitRows` lists and the lm head, into #logitsBuf. */
+  #logitsOnBackend(meta: StepMeta, logitRows: Int32Array): void {
     const { cfg, weights: W, backend: B } = this;
     const T = meta.numTokens;
     if (T > this.opts.maxTokens) throw new Error(`step has ${T} tokens, more than maxTokens ${this.opts.maxTokens}`);
@@ -126,11 +148,6 @@ export class LlamaGraph {
     this.#ensureLogitRows(n);
     B.gatherRows(this.#gathered, this.#normed, logitRows, hid);
     B.matmul(this.#logitsBuf, this.#gathered, W.lmHead, null, n);
-    const out = this.#logits.subarray(0, n * cfg.vocabSize);
-    B.read(this.#logitsBuf, out);
-    const cap = cfg.finalLogitSoftcap;
-    if (cap > 0) for (let i = 0; i < out.length; i++) out[i] = cap * Math.tanh(out[i] / cap);
-    return out;
   }
 
   /** Copy-on-write of KV blocks across all layers. */

@@ -44,18 +44,35 @@ export interface SampleResult {
   top: { token: number; logprob: number }[] | null;
 }
 
-/** Greedy argmax in one pass; ties go to the lowest id. */
+/** Greedy argmax in one pass; ties go to the lowest id (a NaN never wins, unless it is at index 0). */
 export function argmax(logits: Float32Array): number {
+  return argmaxAt(logits, 0, logits.length);
+}
+
+/** argmax of x[offset, offset + n), as an index into that range (backends' argmaxRows follow it exactly). */
+export function argmaxAt(x: Float32Array, offset: number, n: number): number {
   let best = 0;
-  let bestValue = logits[0];
-  for (let i = 1; i < logits.length; i++) {
-    const x = logits[i];
-    if (x > bestValue) {
-      bestValue = x;
+  let bestValue = x[offset];
+  for (let i = 1; i < n; i++) {
+    const v = x[offset + i];
+    if (v > bestValue) {
+      bestValue = v;
       best = i;
     }
   }
   return best;
+}
+
+/**
+ * Whether sample() reduces to the argmax of the raw logits for these params once `numOutputTokens` tokens
+ * exist: greedy, no logprobs, and no processor that would change a logit. The engine may then let the
+ * backend take the argmax where the logits are (Backend.argmaxRows) instead of reading them back.
+ */
+export function isPlainGreedy(p: SamplingParams, numOutputTokens: number): boolean {
+  if (p.temperature >= GREEDY_TEMPERATURE || p.logprobs !== null || numOutputTokens < p.minTokens) return false;
+  if (p.repetitionPenalty !== 1 || p.presencePenalty !== 0 || p.frequencyPenalty !== 0) return false;
+  for (const _ in p.logitBias) return false;
+  return true;
 }
 
 /** log Σ exp(logits), computed stably in double precision. */

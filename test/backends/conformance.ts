@@ -38,6 +38,7 @@ import type {
 import { ReferenceBackend } from "../../src/backends/reference/reference-backend.ts";
 import { f16ToF32, f32ToBf16, hostBf16, hostF32, toFloat32 } from "../../src/formats/dtype.ts";
 import { f32ToF16, fakeQuantize, QGROUP, quantizeInt8Group } from "../../src/formats/quant.ts";
+import { argmaxAt } from "../../src/sampler/sampler.ts";
 import { mulberry32 as rng } from "../helpers/mulberry32.ts";
 
 export const TOL = {
@@ -625,6 +626,36 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
       be.gatherRows(out[0], x[0], idx, dim);
       P.ref.gatherRows(out[1], x[1], idx, dim);
       assert.deepEqual(...P.read(out, 4 * dim));
+    });
+
+    test("argmaxRows (where offered): the sampler's argmax of every row, ties, NaN and -inf included", (t) => {
+      if (!be.argmaxRows) {
+        t.skip(`${be.name} has no argmaxRows`);
+        return;
+      }
+      const cases: [string, number, number, (x: Float32Array, cols: number) => void][] = [
+        ["one column", 3, 1, () => {}],
+        ["ties go to the lowest index", 2, 9, (x, c) => x.fill(9, c + 2, c + 7).fill(9, 1, 4)],
+        [
+          "a NaN first wins, a NaN later never",
+          3,
+          7,
+          (x, c) => x.fill(Number.NaN, 0, 1).fill(Number.NaN, c + 1, c + 3),
+        ],
+        ["all -inf", 2, 5, (x) => x.fill(Number.NEGATIVE_INFINITY)],
+        ["+inf", 1, 6, (x) => x.fill(Number.POSITIVE_INFINITY, 4, 5)],
+        ["many rows of a large vocabulary (threaded)", 40, 4099, () => {}],
+      ];
+      for (const [label, rows, cols, edit] of cases) {
+        const host = randn(rows * cols, rows + cols);
+        edit(host, cols);
+        const x = be.buffer(rows * cols);
+        be.write(x, host);
+        const got = new Int32Array(rows);
+        be.argmaxRows(x, rows, cols, got);
+        const want = Int32Array.from({ length: rows }, (_, r) => argmaxAt(host, r * cols, cols));
+        assert.deepEqual(got, want, label);
+      }
     });
 
     for (const kvDtype of ["f32", "bf16", "f16", "int8"] as KvDType[]) {

@@ -120,6 +120,7 @@ interface NativeCpu extends NativeHandleOps {
     softcap: number,
   ): void;
   copyBlocks(kv: number, src: Int32Array, dst: Int32Array): void;
+  argmaxRows(x: number, rows: number, cols: number, out: Int32Array): void;
   probeBandwidth(bytes: number, reps: number): Float64Array;
   setIdlePrefetch(on: boolean): void;
   idlePrefetches(): number;
@@ -376,6 +377,10 @@ export class CpuBackend implements Backend, QuantizedWeightSink {
       p.slidingWindow,
       p.softcap,
     );
+  }
+
+  argmaxRows(x: Buf, rows: number, cols: number, out: Int32Array): void {
+    this.#n.argmaxRows(id(x), rows, cols, out);
   }
 
   gatherRows(out: Buf, x: Buf, rowIdx: Int32Array, dim: number): void {

@@ -3,6 +3,7 @@
  * Every faster backend is tested op by op against it (test/backends/conformance.ts).
  */
 import { toFloat32 } from "../../formats/dtype.ts";
+import { argmaxAt } from "../../sampler/sampler.ts";
 import type {
   Activation,
   AttentionParams,
@@ -244,6 +245,11 @@ export class ReferenceBackend implements Backend {
     const o = d(out);
     const src = d(x);
     for (let i = 0; i < rowIdx.length; i++) o.set(src.subarray(rowIdx[i] * dim, (rowIdx[i] + 1) * dim), i * dim);
+  }
+
+  argmaxRows(x: Buf, rows: number, cols: number, out: Int32Array): void {
+    const v = d(x);
+    for (let r = 0; r < rows; r++) out[r] = argmaxAt(v, r * cols, cols);
   }
 
   copyBlocks(layers: readonly KvLayer[], src: Int32Array, dst: Int32Array): void {
