@@ -24,6 +24,8 @@
  *     and the throughput ratio at batch 16.
  * (d) peak RSS of a process running the 360M model with int8 weights vs int8 weight bytes + KV pool +
  *     300 MB.
+ * (e) decode as served: the engine core with its defaults on tiny-llama, bf16 and int8 weights, 1/16/64
+ *     concurrent requests (scripts/served-decode.ts), and the paired gain of greedy argmax on the backend.
  * Every heavy part runs in its own child process (so maxRSS is that part's own). Times are medians; the
  * batch sizes of (b) are timed in interleaved rounds, so that their ratio is measured under the same load.
  */
@@ -41,6 +43,7 @@ import type { ModelConfig } from "../src/models/config.ts";
 import type { LlamaGraph } from "../src/models/graph.ts";
 import type { ModelWeights } from "../src/models/weights.ts";
 import { type BenchModel, BLOCK, benchGraph, CTX, decodeMeta } from "./bench-decode.ts";
+import { type ServedDecode, servedDecode } from "./served-decode.ts";
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(name);
@@ -438,6 +441,7 @@ if (flag("--child")) {
   else if (section === "decode") result = sectionDecode(params[0], params[1] as StorageDType);
   else if (section === "reference") result = sectionReference();
   else if (section === "rss") result = sectionRss();
+  else if (section === "served") result = await servedDecode(params[0] as "none" | "int8", THREADS, QUICK);
   else throw new Error(`unknown section ${section}`);
   console.log(`__RESULT__${JSON.stringify(result)}`);
   process.exit(0);
@@ -542,6 +546,16 @@ log(
   `    maxRSS ${mb(rss.maxRssBytes)} vs budget ${mb(budget)} (weights ${mb(rss.weightBytes)} + KV ${mb(rss.kvBytes)} + 300 MB): ${rss.maxRssBytes <= budget ? "within" : "OVER"}`,
 );
 
+const served = ["none", "int8"].map((q) => runChild("served", [q]) as unknown as ServedDecode);
+log();
+log("(e) served decode (engine core: scheduler + model + greedy sampling; tiny-llama, 64-token prompts)");
+log("    weights  KV cache   batch 1  batch 16  batch 64  64/1 (rounds)  argmax on the backend at 64 (paired)");
+for (const s of served) {
+  log(
+    `    ${s.storage.padEnd(8)} ${s.kvCacheDtype.padEnd(8)}${pad(f1(s.tokS[1]), 10)}${pad(f1(s.tokS[16]), 10)}${pad(f1(s.tokS[64]), 10)}${pad(`${f1(s.tokS[64] / s.tokS[1])}x`, 7)}${pad(`(${f1(s.b64OverB1Rounds)}x)`, 9)}${pad(`${s.argmaxOnBackendGain.toFixed(3)}x`, 14)}`,
+  );
+}
+
 const smolI8 = decodes.find((d) => d.model === "smol360m" && d.storage === "int8") as Decode;
 const smolBf16 = decodes.find((d) => d.model === "smol360m" && d.storage === "bf16") as Decode;
 const goals = {
@@ -564,7 +578,7 @@ if (jsonOut) {
   mkdirSync(dirname(jsonOut), { recursive: true });
   writeFileSync(
     jsonOut,
-    `${JSON.stringify({ cpu: cpus()[0]?.model, threads: THREADS, kv: KV, quick: QUICK, bandwidth: bw, decode: decodes, reference: ref, rss: { ...rss, budgetBytes: budget }, goals }, null, 2)}\n`,
+    `${JSON.stringify({ cpu: cpus()[0]?.model, threads: THREADS, kv: KV, quick: QUICK, bandwidth: bw, decode: decodes, reference: ref, rss: { ...rss, budgetBytes: budget }, served, goals }, null, 2)}\n`,
   );
   log(`\nwrote ${jsonOut}`);
 }
