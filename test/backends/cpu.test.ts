@@ -156,6 +156,9 @@ if (skip) {
       const y = b.buffer(2); // needs 3
       assert.throws(() => b.matmul(y, x, w, null, 1), /needs 3 elements/);
       assert.throws(() => b.embed(y, w, 1), /beginStep/);
+      assert.throws(() => b.argmaxRows(y, 2, 2, new Int32Array(2)), /needs 4 elements/);
+      assert.throws(() => b.argmaxRows(x, 2, 2, new Int32Array(1)), /out shorter than rows/);
+      assert.throws(() => b.argmaxRows(x, 1, 0, new Int32Array(1)), /cols >= 1/);
       b.dispose();
       assert.throws(() => b.buffer(4), /disposed/);
     });
