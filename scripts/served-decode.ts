@@ -10,7 +10,6 @@
 
 import { percentile } from "../src/bench/metrics.ts";
 import { buildCore } from "../src/engine/build-core.ts";
-import type { EngineCore } from "../src/engine/engine-core.ts";
 import { DEFAULT_ENGINE_OPTIONS } from "../src/engine/options.ts";
 import { normalizeSamplingParams } from "../src/sampler/params.ts";
 
@@ -62,7 +61,7 @@ export async function servedDecode(
     let tokens = 0;
     for (let s = 0; s < steps; s++) for (const d of core.step()) tokens += d.tokenIds.length;
     const seconds = (performance.now() - t0) / 1e3;
-    drain(core);
+    while (core.hasWork()) core.step();
     backend.argmaxRows = argmaxRows;
     return tokens / seconds;
   };
@@ -86,8 +85,4 @@ export async function servedDecode(
     b64OverB1Rounds: median(tok[64].map((t, r) => t / tok[1][r])),
     argmaxOnBackendGain: median(gains),
   };
-}
-
-function drain(core: EngineCore): void {
-  while (core.hasWork()) core.step();
 }

@@ -24,6 +24,8 @@ export type WeightDType = "f32" | "f16" | "bf16";
 /** How a backend stores a weight matrix. int8: symmetric per 32-group; int4: 32-group scale+offset. */
 export type StorageDType = WeightDType | "int8" | "int4";
 export type KvDType = "f32" | "bf16" | "f16" | "int8";
+/** Bytes of one cached K or V element per KV dtype (int8 also keeps one f32 scale per (slot, head) vector). */
+export const KV_ELEMENT_BYTES: Readonly<Record<KvDType, number>> = { f32: 4, bf16: 2, f16: 2, int8: 1 };
 
 /** A weight as read from a checkpoint: raw little-endian bytes of `dtype`, row-major. */
 export interface HostTensor {

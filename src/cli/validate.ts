@@ -1,13 +1,13 @@
 /** `loom validate`: recompute a reference file's logits and greedy ids and compare (see models/validate.ts). */
 import type { Command } from "commander";
-import type { KvDType, StorageDType } from "../backends/backend.ts";
+import { KV_ELEMENT_BYTES, type KvDType, type StorageDType } from "../backends/backend.ts";
 import { selectBackend } from "../backends/select.ts";
 import { DEFAULT_MODEL, deviceOption } from "../engine/options.ts";
 import { loadModel } from "../models/model.ts";
 import { quantQuality } from "../models/quant-quality.ts";
 import { type RefFile, readRefFile, validateAll } from "../models/validate.ts";
 
-const KV_DTYPES: readonly string[] = ["f32", "bf16", "f16", "int8"];
+const KV_DTYPES: readonly string[] = Object.keys(KV_ELEMENT_BYTES);
 
 export function registerValidate(program: Command): void {
   program

@@ -4,7 +4,7 @@
  * f32, so twice the tokens in the same budget, and what the benchmarks measure); an f32 checkpoint, and
  * every model on the reference backend (the correctness oracle), keeps f32.
  */
-import type { KvDType } from "../backends/backend.ts";
+import { KV_ELEMENT_BYTES, type KvDType } from "../backends/backend.ts";
 
 export const KV_CACHE_DTYPES = ["auto", "bf16", "f16", "f32", "int8"] as const;
 export type KvCacheDtypeOption = (typeof KV_CACHE_DTYPES)[number];
@@ -18,8 +18,7 @@ export function resolveKvDtype(option: KvCacheDtypeOption, backendName: string, 
   return "bf16";
 }
 
-/** Bytes one cached element costs: int8 entries carry one f32 scale per (token, head). */
+/** Bytes one cached element costs, its share of an int8 vector's f32 scale included. */
 export function kvBytesPerElement(dtype: KvDType, headDim: number): number {
-  if (dtype === "int8") return 1 + 4 / headDim;
-  return dtype === "f32" ? 4 : 2;
+  return KV_ELEMENT_BYTES[dtype] + (dtype === "int8" ? 4 / headDim : 0);
 }

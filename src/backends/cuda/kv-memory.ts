@@ -10,13 +10,11 @@
  */
 import { storageBytes } from "../../formats/quant.ts";
 import type { ModelConfig } from "../../models/config.ts";
-import type { KvDType, StorageDType } from "../backend.ts";
+import { KV_ELEMENT_BYTES, type KvDType, type StorageDType } from "../backend.ts";
 
 export const DEFAULT_GPU_MEMORY_UTILIZATION = 0.9;
 /** cuBLAS workspace + CUDA graph pools + allocator slack the estimate does not see. */
 export const DEFAULT_RESERVE_BYTES = 256 * 1024 * 1024;
-
-const elemBytes: Record<KvDType, number> = { f32: 4, bf16: 2, f16: 2, int8: 1 };
 
 /** Device bytes of one KV block across all layers (K and V; int8 adds one f32 scale per vector). */
 export function kvBytesPerBlock(
@@ -27,7 +25,7 @@ export function kvBytesPerBlock(
   dtype: KvDType,
 ): number {
   const vecs = blockSize * numKvHeads;
-  const perPool = vecs * headDim * elemBytes[dtype] + (dtype === "int8" ? vecs * 4 : 0);
+  const perPool = vecs * headDim * KV_ELEMENT_BYTES[dtype] + (dtype === "int8" ? vecs * 4 : 0);
   return 2 * perPool * numLayers;
 }
 
