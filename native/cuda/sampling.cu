@@ -176,7 +176,10 @@ __device__ void greedy_row(const SampleArgs& a, int row, Shared& sh) {
   for (; v < a.vocab; v += step) fold(x[v], v);
   best = block_argmax(best, sh.redf, sh.redi);
   if (a.outLogprob) lse = block_lse(lse, sh.redf, sh.redf2);
-  write_result(a, row, best.i < a.vocab ? best.i : 0, lse, x);
+  // a NaN never wins the comparisons, but as the host's argmax (which starts from element 0) a NaN at
+  // index 0 is kept: then the id is 0
+  const bool nanFirst = isnan(capped(x[0], a.softcap));
+  write_result(a, row, nanFirst || best.i >= a.vocab ? 0 : best.i, lse, x);
 }
 
 __global__ void __launch_bounds__(SAMPLE_THREADS) sample_greedy_kernel(SampleArgs a) {

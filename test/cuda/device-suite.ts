@@ -63,6 +63,11 @@ export function runDeviceSuite(name: string, opts: { light?: boolean } = {}): vo
           assert.ok(Math.abs(lp[r] - (row[ids[r]] - logSumExp(row))) < 1e-4, `logprob row ${r}`);
         }
       }
+      // argmaxRows (the engine's greedy path) rejects bad shapes with a JS error
+      const buf = be.buffer(8);
+      assert.throws(() => be.argmaxRows(buf, 2, 0, new Int32Array(2)), /cols >= 1/);
+      assert.throws(() => be.argmaxRows(buf, 2, 4, new Int32Array(1)), /out shorter than rows/);
+      assert.throws(() => be.argmaxRows(buf, 3, 4, new Int32Array(3)), /logits/);
       be.dispose();
     });
 

@@ -38,6 +38,15 @@ test("engine on the cuda backend (emulated): KV plan, CUDA-graph decode, greedy 
     { temperature: 0, maxTokens: N, ignoreEos: true },
     { vocabSize: 4096, defaultMaxTokens: N },
   );
+  // greedy decode takes its ids on the device (Backend.argmaxRows through the CUDA-graph decorator)
+  const be = (core.runner as unknown as { graph: { backend: { argmaxRows?: (...a: never[]) => void } } }).graph.backend;
+  const argmax = be.argmaxRows;
+  assert.ok(argmax, "the cuda backend offers argmaxRows");
+  let argmaxCalls = 0;
+  be.argmaxRows = (...a: never[]) => {
+    argmaxCalls++;
+    argmax(...a);
+  };
   for (const c of refs) core.addRequest({ id: c.name, promptTokenIds: c.prompt_ids, params });
   const out = new Map<string, number[]>(refs.map((c) => [c.name, []]));
   while (core.hasWork()) {
@@ -51,4 +60,5 @@ test("engine on the cuda backend (emulated): KV plan, CUDA-graph decode, greedy 
   }
   const graphs = (core.runner as unknown as { graph: { backend: CudaGraphBackend } }).graph.backend.stats;
   assert.ok(graphs.replays > 0, `decode steps replayed from CUDA graphs: ${JSON.stringify(graphs)}`);
+  assert.ok(argmaxCalls >= N - 1, `greedy steps with the argmax on the device: ${argmaxCalls}`);
 });

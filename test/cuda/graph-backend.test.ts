@@ -20,6 +20,7 @@ import type {
 import { CudaGraphBackend, type GraphCapable } from "../../src/backends/cuda/graph-backend.ts";
 import { ReferenceBackend } from "../../src/backends/reference/reference-backend.ts";
 import { loadModel } from "../../src/models/model.ts";
+import { argmaxAt } from "../../src/sampler/sampler.ts";
 
 /** The reference backend, plus capture (record closures) and replay (run them) — what CUDA graphs do. */
 class RecordingBackend extends ReferenceBackend implements GraphCapable {
@@ -222,6 +223,44 @@ describe("CudaGraphBackend (CUDA graph bookkeeping, simulated capture)", {
       { warmups: graphed.stats.warmups, captures: graphed.stats.captures, replays: graphed.stats.replays },
       { warmups: 1, captures: 2, replays: 2 },
     );
+  });
+
+  test("argmaxRows is offered when the decorated backend offers it, ends the region, and gives the eager ids", () => {
+    const fake = new RecordingBackend();
+    const graphed = new CudaGraphBackend(fake, { maxModelLen: 128, maxBatch: 8 });
+    const plain = new ReferenceBackend();
+    const opts = { maxTokens: MAX_TOKENS, numBlocks: NUM_BLOCKS, blockSize: BS, storage: "f32" as const };
+    const a = loadModel(MODEL, graphed, opts).graph;
+    const b = loadModel(MODEL, plain, opts).graph;
+    assert.ok(a.canArgmax);
+    const seqs = [
+      { ids: [5, 9, 2, 44], blocks: [0] },
+      { ids: [7, 3, 11], blocks: [1] },
+      { ids: [8], blocks: [2] },
+    ];
+    const prefill = stepFor(seqs.map((q) => ({ ...q, add: q.ids.length })));
+    const ids = new Int32Array(3);
+    a.forwardArgmax(prefill.meta, prefill.rows, ids);
+    b.forward(prefill.meta, prefill.rows);
+    // decode: warm-up, capture + replay, replay; each step's ids equal the eager backend's argmax
+    for (let step = 0; step < 3; step++) {
+      for (const [i, q] of seqs.entries()) q.ids.push(ids[i]);
+      const s = stepFor(seqs.map((q) => ({ ...q, add: 1 })));
+      const want = b.forward(s.meta, s.rows);
+      a.forwardArgmax(s.meta, s.rows, ids);
+      const V = b.cfg.vocabSize;
+      assert.deepEqual(
+        [...ids],
+        [0, 1, 2].map((r) => argmaxAt(want, r * V, V)),
+        `step ${step}`,
+      );
+    }
+    assert.deepEqual({ captures: graphed.stats.captures, replays: graphed.stats.replays }, { captures: 1, replays: 2 });
+
+    // an inner backend without the op: the decorator does not offer it either
+    const bare = new RecordingBackend() as RecordingBackend & { argmaxRows?: unknown };
+    Object.defineProperty(bare, "argmaxRows", { value: undefined });
+    assert.equal(new CudaGraphBackend(bare, { maxModelLen: 128, maxBatch: 8 }).argmaxRows, undefined);
   });
 
   test("an error inside the capture aborts it and leaves the backend usable", () => {

@@ -240,6 +240,7 @@ inline T max(T a, T b) {
   return a < b ? b : a;
 }
 using std::isfinite;
+using std::isnan;
 
 #include "cuda_bf16.h"
 #include "cuda_fp16.h"

@@ -410,6 +410,14 @@ export class CudaBackend implements Backend, GraphCapable, QuantizedWeightSink {
     return ids;
   }
 
+  /** Backend.argmaxRows: sampleGreedy without a softcap; only the ids come back. */
+  argmaxRows(x: Buf, rows: number, cols: number, out: Int32Array): void {
+    if (!Number.isInteger(rows) || rows < 0 || !Number.isInteger(cols) || cols < 1)
+      throw new Error(`argmaxRows: needs rows >= 0 and cols >= 1 (got ${rows}, ${cols})`);
+    if (out.length < rows) throw new Error(`argmaxRows: out shorter than rows (${out.length} < ${rows})`);
+    if (rows > 0) this.sampleGreedy(x, rows, cols, { outIds: out });
+  }
+
   /** One id per row: temperature → top-k → top-p → min-p → draw with the row's uniform number. */
   sample(logits: Buf, rows: readonly GpuSamplingRow[], vocab: number, o: GpuSampleOptions = {}): Int32Array {
     const n = rows.length;

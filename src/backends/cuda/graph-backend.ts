@@ -4,10 +4,10 @@
  *
  * How the TS graph triggers replay: it does nothing special. LlamaGraph.forward calls
  *
- *   beginStep(meta) → embed → [layer ops …] → gatherRows → matmul(lm head) → read
+ *   beginStep(meta) → embed → [layer ops …] → gatherRows → matmul(lm head) → read (or argmaxRows)
  *
- * and this decorator treats embed … (everything before the first "boundary" op: gatherRows, read, write,
- * beginStep, copyBlocks, allocation) as the captured region. For a pure decode step (every sequence adds
+ * and this decorator treats embed … (everything before the first "boundary" op: gatherRows, read,
+ * argmaxRows, write, beginStep, copyBlocks, allocation) as the captured region. For a pure decode step (every sequence adds
  * one token) of n ≤ max sequences it pads the step to the capture size B ≥ n (dummy sequences of length 1
  * at position 0: token 0, no KV write (slot -1), attention over slot 0 of block 0; their rows are never
  * read), passes rows = B to every op in the region, and
@@ -78,6 +78,8 @@ export class CudaGraphBackend implements Backend {
   readonly sizes: number[];
   readonly stats: GraphStats = { eagerSteps: 0, warmups: 0, captures: 0, replays: 0 };
   readonly #inner: GraphCapable;
+  /** Backend.argmaxRows, offered only when the decorated backend offers it; a boundary op (after the lm head). */
+  readonly argmaxRows?: (x: Buf, rows: number, cols: number, out: Int32Array) => void;
   readonly #maxModelLen: number;
   readonly #entries = new Map<Weight, Map<number, Entry>>();
   #nextKey = 1;
@@ -99,6 +101,12 @@ export class CudaGraphBackend implements Backend {
     this.name = inner.name;
     this.#maxModelLen = opts.maxModelLen;
     this.sizes = captureSizes(opts.maxBatch, opts.sizes);
+    const argmax = inner.argmaxRows?.bind(inner);
+    if (argmax)
+      this.argmaxRows = (x, rows, cols, out) => {
+        this.#boundary();
+        argmax(x, rows, cols, out);
+      };
   }
 
   /** The decorated backend. */
@@ -358,6 +366,7 @@ export class CudaGraphBackend implements Backend {
     this.#boundary();
     this.#inner.read(buf, out);
   }
+
   write(buf: Buf, data: Float32Array): void {
     this.#boundary();
     this.#inner.write(buf, data);
