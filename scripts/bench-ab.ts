@@ -5,7 +5,7 @@
  * apart can.
  *
  *   node --import tsx scripts/bench-ab.ts A.node B.node [--model tiny-llama|smol360m] [--weights int8]
- *        [--batch 1] [--steps 60] [--threads N]
+ *        [--batch 1] [--steps 60] [--threads N] [--kv bf16|int8|f16|f32]
  *   node --import tsx scripts/bench-ab.ts A.node B.node --gemv 5120x960 [--weights int8] [--rows 1]
  *
  * Keep a build by copying build/Release/loom_cpu.node aside before rebuilding (Node caches an addon by
@@ -16,7 +16,7 @@
  * The build loaded second has read ~1–2% faster in A/A runs: run both orders.
  */
 import { resolve } from "node:path";
-import type { StorageDType } from "../src/backends/backend.ts";
+import type { KvDType, StorageDType } from "../src/backends/backend.ts";
 import { CpuBackend } from "../src/backends/cpu/cpu-backend.ts";
 import { percentile } from "../src/bench/metrics.ts";
 import { hostBf16 } from "../src/formats/dtype.ts";
@@ -33,6 +33,7 @@ if (builds.length !== 2) {
   process.exit(2);
 }
 const storage = opt("--weights", "int8") as StorageDType;
+const kvDtype = opt("--kv", "bf16") as KvDType;
 const threads = Number(opt("--threads", "2"));
 const pause = new Int32Array(new SharedArrayBuffer(4));
 const rest = () => Atomics.wait(pause, 0, 0, 0.5);
@@ -91,7 +92,7 @@ if (gemv) {
   const steps = Number(opt("--steps", "60"));
   const bps = Math.ceil((CTX + 8 + 1) / BLOCK);
   const graphs = backends.map((be) =>
-    benchGraph(model, be, storage, { maxTokens: Math.max(batch, 64), numBlocks: batch * bps, kvDtype: "bf16" }),
+    benchGraph(model, be, storage, { maxTokens: Math.max(batch, 64), numBlocks: batch * bps, kvDtype }),
   );
   const vocab = graphs[0].cfg.vocabSize;
   const rows = Int32Array.from({ length: batch }, (_, i) => i);

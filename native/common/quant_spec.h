@@ -77,7 +77,10 @@ inline float int8_weight_scale(float d) {
  * (weights: then int8_weight_scale), q = clamp(roundHalfUp(x / d), ±127). */
 inline float quantize_int8_group(const float* x, int n, int8_t* q, bool weight = false) {
   float amax = 0.0f;
-  for (int i = 0; i < n; i++) amax = std::fmax(amax, std::fabs(x[i]));
+  for (int i = 0; i < n; i++) {  // as std::fmax (a NaN is skipped), without its libm call
+    const float a = std::fabs(x[i]);
+    if (a > amax) amax = a;
+  }
   float d = (float)((double)amax / 127.0);
   if (weight) d = int8_weight_scale(d);
   for (int i = 0; i < n; i++) {

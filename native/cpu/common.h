@@ -152,6 +152,8 @@ struct KernelTable {
   void (*add)(float* a, const float* b, size_t n);
   /** One attention tile (online softmax over key blocks). scratch: attn_scratch_floats(rows, headDim). */
   void (*attentionTile)(const AttnArgs& a, const AttnTask& t, float* scratch);
+  /** One int8 KV row: quantize_int8_group (quant_spec.h) bit for bit; returns the row's scale. */
+  float (*quantKvRow)(const float* x, int n, int8_t* q);
   /** Streams n bytes (multiple of 256) and returns a checksum (bandwidth probe). */
   float (*streamRead)(const void* p, size_t n);
 

@@ -43,7 +43,7 @@ void free_kv(KvLayerT* kv) {
 }
 
 namespace {
-void store_row(const KvLayerT& kv, void* pool, float* scales, size_t idx, const float* src) {
+void store_row(const KernelTable& K, const KvLayerT& kv, void* pool, float* scales, size_t idx, const float* src) {
   const int D = kv.headDim;
   switch (kv.dtype) {
     case KV_F32: std::memcpy((float*)pool + idx * D, src, (size_t)D * 4); break;
@@ -57,7 +57,7 @@ void store_row(const KvLayerT& kv, void* pool, float* scales, size_t idx, const 
       for (int i = 0; i < D; i++) d[i] = f32_to_f16(src[i]);
       break;
     }
-    case KV_INT8: scales[idx] = quantize_int8_group(src, D, (int8_t*)pool + idx * D); break;
+    case KV_INT8: scales[idx] = K.quantKvRow(src, D, (int8_t*)pool + idx * D); break;
   }
 }
 }  // namespace
@@ -77,8 +77,8 @@ void write_kv(Context& c, KvLayerT& kv, const float* qkv, int rowStride, int kOf
       const float* row = qkv + (size_t)i * rowStride;
       for (int h = 0; h < H; h++) {
         size_t idx = (size_t)slots[i] * H + h;
-        store_row(kv, kv.k, kv.kScale, idx, row + kOffset + (size_t)h * D);
-        store_row(kv, kv.v, kv.vScale, idx, row + vOffset + (size_t)h * D);
+        store_row(*c.K, kv, kv.k, kv.kScale, idx, row + kOffset + (size_t)h * D);
+        store_row(*c.K, kv, kv.v, kv.vScale, idx, row + vOffset + (size_t)h * D);
       }
     }
   };

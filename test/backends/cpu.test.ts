@@ -11,8 +11,8 @@ import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { AMX_QUANT_BF16_MIN_ROWS, CpuBackend, type CpuIsa } from "../../src/backends/cpu/cpu-backend.ts";
 import { hostF32 } from "../../src/formats/dtype.ts";
-import { quantizeInt4, quantizeInt8 } from "../../src/formats/quant.ts";
-import { type ConformanceOptions, runConformance } from "./conformance.ts";
+import { quantizeInt4, quantizeInt8, quantizeInt8Group } from "../../src/formats/quant.ts";
+import { type ConformanceOptions, makeStep, runConformance } from "./conformance.ts";
 
 /** The amx GEMM multiplies int8/int4 weights as bf16 (cpu-backend.ts); every other kernel set the exact x̂. */
 const conformanceOptions = (isa: CpuIsa): ConformanceOptions =>
@@ -36,6 +36,54 @@ if (skip) {
   // Three threads on any machine: uneven static chunks and more workers than some ops have rows.
   const best = isas.at(-1) as CpuIsa;
   runConformance(`cpu-${best} (3 threads)`, () => new CpuBackend({ isa: best, threads: 3 }), conformanceOptions(best));
+
+  test("int8 KV rows are quant.ts's codes and scale, bit for bit, on every kernel set", () => {
+    // attention over a single key returns its V row, i.e. exactly code × scale: any code off by one shows
+    for (const isa of isas) {
+      const be = new CpuBackend({ isa, threads: 2 });
+      for (const D of [64, 40, 8]) {
+        const H = 2;
+        const stride = 3 * H * D;
+        const qkv = new Float32Array(stride);
+        for (let i = 0; i < stride; i++) qkv[i] = Math.sin(i * 1.7 + D) * 0.3;
+        // V rows of values exactly half-way between two codes (max 127·2⁻ᵉ: the scale is 2⁻ᵉ, so (k + ½)·2⁻ᵉ
+        // is exact), two in three of them nudged by about an ulp either way
+        for (let h = 0; h < H; h++) {
+          const v = 2 * H * D + h * D;
+          const d = 2 ** -(6 + h);
+          qkv[v] = 127 * d;
+          for (let i = 1; i < D; i++) {
+            const x = (((i * 37) % 250) - 125 + 0.5) * d;
+            qkv[v + i] = i % 3 === 0 ? x : x * (1 + (i % 2 ? 1 : -1) * 2 ** -23);
+          }
+        }
+        const kv = be.kvLayer(2, 16, H, D, "int8");
+        be.beginStep(makeStep([{ cached: 0, add: 1, blocks: [1] }], 16));
+        const x = be.buffer(stride);
+        be.write(x, qkv);
+        be.writeKv(kv, x, stride, H * D, 2 * H * D);
+        const out = be.buffer(H * D);
+        be.attention(out, x, stride, kv, {
+          numHeads: H,
+          numKvHeads: H,
+          headDim: D,
+          scale: D ** -0.5,
+          slidingWindow: 0,
+          softcap: 0,
+        });
+        const got = new Float32Array(H * D);
+        be.read(out, got);
+        const want = new Float32Array(H * D);
+        const codes = new Int8Array(D);
+        for (let h = 0; h < H; h++) {
+          const d = quantizeInt8Group(qkv, 2 * H * D + h * D, D, codes, 0);
+          for (let i = 0; i < D; i++) want[h * D + i] = Math.fround(codes[i] * d);
+        }
+        assert.deepEqual(got, want, `${isa}, headDim ${D}`);
+      }
+      be.dispose();
+    }
+  });
 
   describe("cpu backend: loading and errors", () => {
     test("tryLoad reports an unavailable or unknown ISA as one line instead of throwing", () => {
