@@ -152,8 +152,9 @@ struct KernelTable {
   void (*add)(float* a, const float* b, size_t n);
   /** One attention tile (online softmax over key blocks). scratch: attn_scratch_floats(rows, headDim). */
   void (*attentionTile)(const AttnArgs& a, const AttnTask& t, float* scratch);
-  /** One int8 KV row: quantize_int8_group (quant_spec.h) bit for bit; returns the row's scale. */
-  float (*quantKvRow)(const float* x, int n, int8_t* q);
+  /** One K or V row into a KV pool slot of KV type `dtype` (kv_elem_bytes(dtype) each), as quant_spec.h
+   * converts (int8: quantize_int8_group) bit for bit; returns the row's scale (int8) or 1. */
+  float (*storeKvRow)(int dtype, const float* x, int n, void* dst);
   /** Streams n bytes (multiple of 256) and returns a checksum (bandwidth probe). */
   float (*streamRead)(const void* p, size_t n);
 

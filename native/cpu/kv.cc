@@ -42,26 +42,6 @@ void free_kv(KvLayerT* kv) {
   delete kv;
 }
 
-namespace {
-void store_row(const KernelTable& K, const KvLayerT& kv, void* pool, float* scales, size_t idx, const float* src) {
-  const int D = kv.headDim;
-  switch (kv.dtype) {
-    case KV_F32: std::memcpy((float*)pool + idx * D, src, (size_t)D * 4); break;
-    case KV_BF16: {
-      uint16_t* d = (uint16_t*)pool + idx * D;
-      for (int i = 0; i < D; i++) d[i] = f32_to_bf16(src[i]);
-      break;
-    }
-    case KV_F16: {
-      uint16_t* d = (uint16_t*)pool + idx * D;
-      for (int i = 0; i < D; i++) d[i] = f32_to_f16(src[i]);
-      break;
-    }
-    case KV_INT8: scales[idx] = K.quantKvRow(src, D, (int8_t*)pool + idx * D); break;
-  }
-}
-}  // namespace
-
 void write_kv(Context& c, KvLayerT& kv, const float* qkv, int rowStride, int kOffset, int vOffset) {
   const int n = c.meta.numTokens;
   const int32_t* slots = c.meta.slotMapping.data();
@@ -71,14 +51,19 @@ void write_kv(Context& c, KvLayerT& kv, const float* qkv, int rowStride, int kOf
       throw std::range_error("writeKv: slot " + std::to_string(slots[i]) + " beyond the pool's " +
                              std::to_string(maxSlot) + " slots");
   const int H = kv.numKvHeads, D = kv.headDim;
+  const size_t rowBytes = (size_t)D * kv_elem_bytes(kv.dtype);
   auto job = [&](long b, long e, int) {
     for (long i = b; i < e; i++) {
       if (slots[i] < 0) continue;
       const float* row = qkv + (size_t)i * rowStride;
       for (int h = 0; h < H; h++) {
         size_t idx = (size_t)slots[i] * H + h;
-        store_row(*c.K, kv, kv.k, kv.kScale, idx, row + kOffset + (size_t)h * D);
-        store_row(*c.K, kv, kv.v, kv.vScale, idx, row + vOffset + (size_t)h * D);
+        const float ks = c.K->storeKvRow(kv.dtype, row + kOffset + (size_t)h * D, D, (char*)kv.k + idx * rowBytes);
+        const float vs = c.K->storeKvRow(kv.dtype, row + vOffset + (size_t)h * D, D, (char*)kv.v + idx * rowBytes);
+        if (kv.kScale) {
+          kv.kScale[idx] = ks;
+          kv.vScale[idx] = vs;
+        }
       }
     }
   };

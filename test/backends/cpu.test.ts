@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { AMX_QUANT_BF16_MIN_ROWS, CpuBackend, type CpuIsa } from "../../src/backends/cpu/cpu-backend.ts";
-import { hostF32 } from "../../src/formats/dtype.ts";
+import { f32ToBf16, hostF32 } from "../../src/formats/dtype.ts";
 import { quantizeInt4, quantizeInt8, quantizeInt8Group } from "../../src/formats/quant.ts";
 import { type ConformanceOptions, makeStep, runConformance } from "./conformance.ts";
 
@@ -37,50 +37,74 @@ if (skip) {
   const best = isas.at(-1) as CpuIsa;
   runConformance(`cpu-${best} (3 threads)`, () => new CpuBackend({ isa: best, threads: 3 }), conformanceOptions(best));
 
-  test("int8 KV rows are quant.ts's codes and scale, bit for bit, on every kernel set", () => {
-    // attention over a single key returns its V row, i.e. exactly code × scale: any code off by one shows
+  test("KV rows are stored as quant.ts / dtype.ts convert them, bit for bit, on every kernel set", () => {
+    // attention over a single key returns its V row as stored (bf16: widened; int8: code × scale), so a
+    // code or a rounding off by one shows
+    const u32 = new Uint32Array(1);
+    const f32 = new Float32Array(u32.buffer);
+    const fromBits = (b: number) => {
+      u32[0] = b >>> 0;
+      return f32[0];
+    };
+    const stored: Record<"bf16" | "int8", (row: Float32Array) => Float32Array> = {
+      bf16: (row) => row.map((x) => fromBits(f32ToBf16(x) << 16)),
+      int8: (row) => {
+        const codes = new Int8Array(row.length);
+        const d = quantizeInt8Group(row, 0, row.length, codes, 0);
+        return Float32Array.from(codes, (c) => Math.fround(c * d));
+      },
+    };
     for (const isa of isas) {
       const be = new CpuBackend({ isa, threads: 2 });
-      for (const D of [64, 40, 8]) {
-        const H = 2;
-        const stride = 3 * H * D;
-        const qkv = new Float32Array(stride);
-        for (let i = 0; i < stride; i++) qkv[i] = Math.sin(i * 1.7 + D) * 0.3;
-        // V rows of values exactly half-way between two codes (max 127·2⁻ᵉ: the scale is 2⁻ᵉ, so (k + ½)·2⁻ᵉ
-        // is exact), two in three of them nudged by about an ulp either way
-        for (let h = 0; h < H; h++) {
-          const v = 2 * H * D + h * D;
-          const d = 2 ** -(6 + h);
-          qkv[v] = 127 * d;
-          for (let i = 1; i < D; i++) {
-            const x = (((i * 37) % 250) - 125 + 0.5) * d;
-            qkv[v + i] = i % 3 === 0 ? x : x * (1 + (i % 2 ? 1 : -1) * 2 ** -23);
+      for (const kvDtype of ["bf16", "int8"] as const)
+        for (const D of [64, 40, 8]) {
+          const H = 2;
+          const stride = 3 * H * D;
+          const qkv = new Float32Array(stride);
+          for (let i = 0; i < stride; i++) qkv[i] = Math.sin(i * 1.7 + D) * 0.3;
+          for (let h = 0; h < H; h++) {
+            const v = 2 * H * D + h * D;
+            const d = 2 ** -(6 + h);
+            qkv[v] = 127 * d;
+            for (let i = 1; i < D; i++) {
+              // int8: values exactly half-way between two codes (the scale is 2⁻ᵉ, so (k + ½)·2⁻ᵉ is exact),
+              // two in three nudged by about an ulp either way; bf16: ties of its rounding, denormals
+              const x = (((i * 37) % 250) - 125 + 0.5) * d;
+              qkv[v + i] =
+                kvDtype === "int8"
+                  ? i % 3 === 0
+                    ? x
+                    : x * (1 + (i % 2 ? 1 : -1) * 2 ** -23)
+                  : i % 2 === 0 // ties, half of them on an odd bf16 (0x3f80 + i + i/2), both signs
+                    ? fromBits((0x3f80_8000 + ((i + i / 2) << 16)) | ((i & 4) << 29))
+                    : i % 4 === 1
+                      ? fromBits(0x0000_8000 + i * 0x1_0001)
+                      : x;
+            }
           }
+          const kv = be.kvLayer(2, 16, H, D, kvDtype);
+          be.beginStep(makeStep([{ cached: 0, add: 1, blocks: [1] }], 16));
+          const xb = be.buffer(stride);
+          be.write(xb, qkv);
+          be.writeKv(kv, xb, stride, H * D, 2 * H * D);
+          const out = be.buffer(H * D);
+          be.attention(out, xb, stride, kv, {
+            numHeads: H,
+            numKvHeads: H,
+            headDim: D,
+            scale: D ** -0.5,
+            slidingWindow: 0,
+            softcap: 0,
+          });
+          const got = new Float32Array(H * D);
+          be.read(out, got);
+          const want = new Float32Array(H * D);
+          for (let h = 0; h < H; h++) {
+            const v = 2 * H * D + h * D;
+            want.set(stored[kvDtype](qkv.subarray(v, v + D)), h * D);
+          }
+          assert.deepEqual(got, want, `${isa}, KV ${kvDtype}, headDim ${D}`);
         }
-        const kv = be.kvLayer(2, 16, H, D, "int8");
-        be.beginStep(makeStep([{ cached: 0, add: 1, blocks: [1] }], 16));
-        const x = be.buffer(stride);
-        be.write(x, qkv);
-        be.writeKv(kv, x, stride, H * D, 2 * H * D);
-        const out = be.buffer(H * D);
-        be.attention(out, x, stride, kv, {
-          numHeads: H,
-          numKvHeads: H,
-          headDim: D,
-          scale: D ** -0.5,
-          slidingWindow: 0,
-          softcap: 0,
-        });
-        const got = new Float32Array(H * D);
-        be.read(out, got);
-        const want = new Float32Array(H * D);
-        const codes = new Int8Array(D);
-        for (let h = 0; h < H; h++) {
-          const d = quantizeInt8Group(qkv, 2 * H * D + h * D, D, codes, 0);
-          for (let i = 0; i < D; i++) want[h * D + i] = Math.fround(codes[i] * d);
-        }
-        assert.deepEqual(got, want, `${isa}, headDim ${D}`);
-      }
       be.dispose();
     }
   });
