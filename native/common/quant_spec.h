@@ -61,10 +61,19 @@ inline uint16_t f32_to_f16(float x) {
   return sign | (uint16_t)((r - 0x38000000u) >> 13);
 }
 
+/** std::floor without the libm call a baseline x86-64 build makes (no SSE4.1 roundsd), bit for bit: the
+ * truncation of a |v| < 2^52 is exact; NaN, ±inf and larger values go to std::floor. */
+inline double floor_inline(double v) {
+  if (!(std::fabs(v) < 4503599627370496.0)) return std::floor(v);
+  const double t = (double)(long long)v;
+  if (t == v) return v;  // an integer (−0 stays −0)
+  return t > v ? t - 1 : t;
+}
+
 /** quant.ts roundHalfUp: floor, then up when the fraction is ≥ 0.5. */
 inline double round_half_up(double v) {
-  const double f = std::floor(v);
-  return v - f >= 0.5 ? f + 1 : f;
+  const double f = floor_inline(v);
+  return f + (v - f >= 0.5 ? 1.0 : -0.0);  // a select, not a branch mispredicted half the time (f + −0 is f)
 }
 
 /** quant.ts int8WeightScale: a weight group's scale is also rounded to f16 (as Q8_0 stores it), at most 65504. */
@@ -97,8 +106,11 @@ inline float quantize_int8_group(const float* x, int n, int8_t* q, bool weight =
 inline void quantize_int4_group(const float* x, int n, uint8_t* codes, float* d, float* m) {
   float mn = x[0], mx = x[0];
   for (int i = 1; i < n; i++) {
-    mn = std::fmin(mn, x[i]);
-    mx = std::fmax(mx, x[i]);
+    // std::fmin / std::fmax as glibc's libm computes them (a NaN is skipped; of two equal values, ±0
+    // included, the second), without the calls
+    const float v = x[i];
+    if (v == v && !(mn < v)) mn = v;
+    if (v == v && !(mx > v)) mx = v;
   }
   const float dd = (float)(((double)mx - (double)mn) / 15.0);
   for (int i = 0; i < QUANT_GROUP; i++) codes[i] = 0;

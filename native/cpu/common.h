@@ -155,6 +155,10 @@ struct KernelTable {
   /** One K or V row into a KV pool slot of KV type `dtype` (kv_elem_bytes(dtype) each), as quant_spec.h
    * converts (int8: quantize_int8_group) bit for bit; returns the row's scale (int8) or 1. */
   float (*storeKvRow)(int dtype, const float* x, int n, void* dst);
+  /** A weight row as int8 codes [Kp] and f16 scales [Kp/32] (quant_spec.h's arithmetic, bit for bit). */
+  void (*quantInt8Row)(const float* x, int K, int Kp, int8_t* q, uint16_t* scales);
+  /** A weight row as int4 codes [Kp/2] and (d, m) f32 pairs [Kp/32] (quant_spec.h's arithmetic, bit for bit). */
+  void (*quantInt4Row)(const float* x, int K, int Kp, uint8_t* q, float* dm);
   /** Streams n bytes (multiple of 256) and returns a checksum (bandwidth probe). */
   float (*streamRead)(const void* p, size_t n);
 
@@ -197,6 +201,7 @@ using loom_spec::f32_to_bf16;
 using loom_spec::f32_to_bits;
 using loom_spec::f32_to_f16;
 using loom_spec::quantize_int4_group;
+using loom_spec::int8_weight_scale;
 using loom_spec::quantize_int8_group;
 using loom_spec::round_half_up;
 

@@ -25,25 +25,6 @@ float read_src(const uint8_t* src, int dtype, size_t i) {
   return dtype == ST_BF16 ? bf16_to_f32(h) : f16_to_f32(h);
 }
 
-void quantize_int8_row(const float* x, int K, int Kp, int8_t* q, uint16_t* scales) {
-  for (int g = 0; g < Kp / QGROUP; g++) {
-    int n = K - g * QGROUP;
-    if (n > QGROUP) n = QGROUP;
-    scales[g] = f32_to_f16(quantize_int8_group(x + g * QGROUP, n, q + g * QGROUP, true));
-    for (int i = n; i < QGROUP; i++) q[g * QGROUP + i] = 0;
-  }
-}
-
-void quantize_int4_row(const float* x, int K, int Kp, uint8_t* q, float* dm) {
-  for (int g = 0; g < Kp / QGROUP; g++) {
-    int n = K - g * QGROUP;
-    if (n > QGROUP) n = QGROUP;
-    uint8_t qs[QGROUP];
-    quantize_int4_group(x + g * QGROUP, n, qs, dm + 2 * g, dm + 2 * g + 1);
-    for (int j = 0; j < 16; j++) q[g * 16 + j] = (uint8_t)(qs[j] | (qs[j + 16] << 4));
-  }
-}
-
 /** A matrix weight with zeroed, padded storage for `storage` (rows of Kp = cols rounded up to 32). */
 WeightT* alloc_matrix(int rows, int cols, int storage) {
   auto* w = new WeightT();
@@ -102,8 +83,12 @@ WeightT* make_weight(Context& c, const uint8_t* src, int srcDtype, int rows, int
           for (int k = 0; k < Kp; k++) d[k] = f32_to_bf16(tmp[k]);
           break;
         }
-        case ST_INT8: quantize_int8_row(tmp, K, Kp, (int8_t*)row, const_cast<uint16_t*>(mat_scales<uint16_t>(m, r))); break;
-        case ST_INT4: quantize_int4_row(tmp, K, Kp, (uint8_t*)row, const_cast<float*>(mat_scales<float>(m, r))); break;
+        case ST_INT8:
+          c.K->quantInt8Row(tmp, K, Kp, (int8_t*)row, const_cast<uint16_t*>(mat_scales<uint16_t>(m, r)));
+          break;
+        case ST_INT4:
+          c.K->quantInt4Row(tmp, K, Kp, (uint8_t*)row, const_cast<float*>(mat_scales<float>(m, r)));
+          break;
       }
     }
   };

@@ -152,12 +152,23 @@ if (skip) {
 
     test("weightQuantized stores quant.ts codes as they are: the same products as quantizing at load", () => {
       const b = new CpuBackend({ threads: 2 });
+      // int8: a group whose largest value is 127·2⁻⁶ has the scale 2⁻⁶ (exact in f16), so (k + ½)·2⁻⁶ is
+      // exactly half-way between two codes; int4: a group from 0 to 15/16 has d = 1/16 and m = 0, so
+      // (k + ½)/16 is. Every other value of such rows is a tie, the rest nudged by ~an ulp.
+      const nudge = (i: number) => (i % 2 ? 1 : 1 + ((i >> 1) % 2 ? 1 : -1) * 2 ** -23);
+      const halves8 = (i: number) => (i % 32 === 0 ? 127 / 64 : ((((i * 37) % 250) - 125 + 0.5) / 64) * nudge(i));
+      const halves4 = (i: number) =>
+        i % 32 === 0 ? 0 : i % 32 === 1 ? 15 / 16 : ((((i * 7) % 15) + 0.5) / 16) * nudge(i);
       for (const [rows, cols, amp] of [
         [7, 45, 1],
         [33, 96, 1],
         [3, 64, 1e7], // int8 scales saturate at f16's 65504
+        [5, 96, 0], // int8 ties
+        [5, 96, -1], // int4 ties
       ]) {
-        const vals = Float32Array.from({ length: rows * cols }, (_, i) => Math.sin(i * 1.7) * (1 + (i % 5)) * amp);
+        const vals = Float32Array.from({ length: rows * cols }, (_, i) =>
+          amp === 0 ? halves8(i) : amp < 0 ? halves4(i) : Math.sin(i * 1.7) * (1 + (i % 5)) * amp,
+        );
         const x = b.buffer(2 * cols);
         b.write(
           x,
