@@ -155,6 +155,8 @@ struct KernelTable {
   /** One K or V row into a KV pool slot of KV type `dtype` (kv_elem_bytes(dtype) each), as quant_spec.h
    * converts (int8: quantize_int8_group) bit for bit; returns the row's scale (int8) or 1. */
   float (*storeKvRow)(int dtype, const float* x, int n, void* dst);
+  /** x[0, n) as bf16 (quant_spec.h's f32_to_bf16, bit for bit): bf16 weights at load, bf16 KV rows. */
+  void (*toBf16Row)(const float* x, int n, uint16_t* d);
   /** A weight row as int8 codes [Kp] and f16 scales [Kp/32] (quant_spec.h's arithmetic, bit for bit). */
   void (*quantInt8Row)(const float* x, int K, int Kp, int8_t* q, uint16_t* scales);
   /** A weight row as int4 codes [Kp/2] and (d, m) f32 pairs [Kp/32] (quant_spec.h's arithmetic, bit for bit). */

@@ -14,15 +14,18 @@ namespace loom {
 
 namespace {
 
-float read_src(const uint8_t* src, int dtype, size_t i) {
+/** Elements [i0, i0 + n) of the checkpoint tensor (f32, bf16 or f16) as f32. */
+void read_row(const uint8_t* src, int dtype, size_t i0, int n, float* out) {
   if (dtype == ST_F32) {
-    float f;
-    std::memcpy(&f, src + 4 * i, 4);
-    return f;
+    std::memcpy(out, src + 4 * i0, (size_t)n * 4);
+  } else {
+    const uint8_t* p = src + 2 * i0;  // (any alignment: memcpy per element compiles to plain loads)
+    for (int k = 0; k < n; k++) {
+      uint16_t h;
+      std::memcpy(&h, p + 2 * k, 2);
+      out[k] = dtype == ST_BF16 ? bits_to_f32((uint32_t)h << 16) : f16_to_f32(h);
+    }
   }
-  uint16_t h;
-  std::memcpy(&h, src + 2 * i, 2);
-  return dtype == ST_BF16 ? bf16_to_f32(h) : f16_to_f32(h);
 }
 
 /** A matrix weight with zeroed, padded storage for `storage` (rows of Kp = cols rounded up to 32). */
@@ -56,7 +59,7 @@ WeightT* make_weight(Context& c, const uint8_t* src, int srcDtype, int rows, int
       throw std::bad_alloc();
     }
     float* d = (float*)w->data;
-    for (int i = 0; i < rows; i++) d[i] = read_src(src, srcDtype, i);
+    read_row(src, srcDtype, 0, rows, d);
     w->bytes = (size_t)rows * 4;
     w->mat.data = w->data;
     return w;
@@ -68,7 +71,7 @@ WeightT* make_weight(Context& c, const uint8_t* src, int srcDtype, int rows, int
   auto job = [&](long r0, long r1, int tid) {
     float* tmp = c.threadScratch(tid, (size_t)Kp);
     for (long r = r0; r < r1; r++) {
-      for (int k = 0; k < K; k++) tmp[k] = read_src(src, srcDtype, (size_t)r * K + k);
+      read_row(src, srcDtype, (size_t)r * K, K, tmp);
       for (int k = K; k < Kp; k++) tmp[k] = 0.0f;
       void* row = const_cast<char*>(mat_row<char>(m, r));
       switch (storage) {
@@ -78,11 +81,7 @@ WeightT* make_weight(Context& c, const uint8_t* src, int srcDtype, int rows, int
           for (int k = 0; k < Kp; k++) d[k] = f32_to_f16(tmp[k]);
           break;
         }
-        case ST_BF16: {
-          uint16_t* d = (uint16_t*)row;
-          for (int k = 0; k < Kp; k++) d[k] = f32_to_bf16(tmp[k]);
-          break;
-        }
+        case ST_BF16: c.K->toBf16Row(tmp, Kp, (uint16_t*)row); break;
         case ST_INT8:
           c.K->quantInt8Row(tmp, K, Kp, (int8_t*)row, const_cast<uint16_t*>(mat_scales<uint16_t>(m, r)));
           break;
