@@ -105,7 +105,7 @@ constexpr int ATTN_BK = 32;  // keys per block of the online softmax
 
 /** Floats of scratch one attention tile needs for `rows` query rows. */
 static inline size_t attn_scratch_floats(int rows, int headDim) {
-  return (size_t)rows * headDim + 2 * (size_t)rows + (size_t)rows * ATTN_BK + 2 * (size_t)ATTN_BK * headDim + 64;
+  return (size_t)rows * headDim + 2 * (size_t)rows + (size_t)rows * ATTN_BK + 3 * (size_t)ATTN_BK * headDim + 64;
 }
 
 /** Packed activations for one AMX call: `blocks` 16-row blocks from amxPackX, `rows` valid rows in all. */
