@@ -4,7 +4,8 @@
  * handling. Skipped with a message when the addon is not built.
  */
 import assert from "node:assert/strict";
-import { copyFileSync, mkdtempSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { copyFileSync, existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -106,6 +107,30 @@ if (skip) {
           assert.deepEqual(got, want, `${isa}, KV ${kvDtype}, headDim ${D}`);
         }
       be.dispose();
+    }
+  });
+
+  test("the ISA objects export only their getter: no inline function compiled for an ISA can be merged into another", (t) => {
+    // README (native/cpu): an out-of-line copy of an inline function (a weak symbol) emitted by, say, the
+    // AVX-512 object could be the one the linker keeps for the portable code, which would then fault on a CPU
+    // without AVX-512.
+    const root = fileURLToPath(new URL("../../build/Release/obj.target", import.meta.url));
+    const objects = ["scalar", "avx2", "avx512", "amx"]
+      .map((isa) => [isa, join(root, `loom_cpu_${isa}`, "native", "cpu", `kernels_${isa}.o`)] as const)
+      .filter(([, f]) => existsSync(f));
+    const nm = spawnSync("nm", ["--version"]);
+    if (objects.length === 0 || nm.status !== 0) {
+      t.skip("no kernel objects or no nm");
+      return;
+    }
+    for (const [isa, f] of objects) {
+      const out = spawnSync("nm", ["-C", "--defined-only", f], { encoding: "utf8" }).stdout;
+      // global (upper-case type) or weak symbols
+      const exported = out
+        .split("\n")
+        .filter((l) => /^\S+ [A-Zvw] /.test(l))
+        .map((l) => l.slice(l.indexOf(" ", l.indexOf(" ") + 1) + 1));
+      assert.deepEqual(exported, [`loom::kernels_${isa}()`], f);
     }
   });
 
