@@ -7,12 +7,14 @@
  *   node --import tsx scripts/bench-ab.ts A.node B.node [--model tiny-llama|smol360m] [--weights int8]
  *        [--batch 1] [--steps 60] [--threads N] [--kv bf16|int8|f16|f32]
  *   node --import tsx scripts/bench-ab.ts A.node B.node --gemv 5120x960 [--weights int8] [--rows 1]
+ *   node --import tsx scripts/bench-ab.ts A.node B.node --prefill 1536 [--model M] [--weights bf16] [--steps 12]
  *
  * Keep a build by copying build/Release/loom_cpu.node aside before rebuilding (Node caches an addon by
  * path). Decode mode alternates one step of each build (the order flips every pair), each after a short
  * pause so that the other pool's spinning helper has gone to sleep, and reports each build's median step
  * and the median of the per-pair ratios A/B (> 1: B is faster). --gemv times batch-`rows` matmuls of an
  * N×K matrix, weights cold (each build rotates through ≥ 600 MB of copies), eight per sample, in pairs.
+ * --prefill T times the forward pass of one T-token prompt (logits of its last token), in pairs.
  * The build loaded second has read ~1–2% faster in A/A runs: run both orders.
  */
 import { resolve } from "node:path";
@@ -20,7 +22,7 @@ import type { KvDType, StorageDType } from "../src/backends/backend.ts";
 import { CpuBackend } from "../src/backends/cpu/cpu-backend.ts";
 import { percentile } from "../src/bench/metrics.ts";
 import { hostBf16 } from "../src/formats/dtype.ts";
-import { type BenchModel, BLOCK, benchGraph, CTX, decodeMeta } from "./bench-decode.ts";
+import { type BenchModel, BLOCK, benchGraph, CTX, decodeMeta, prefillMeta } from "./bench-decode.ts";
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: string) => {
@@ -60,7 +62,23 @@ function paired(pairs: number, sample: (v: number) => number) {
 }
 
 const gemv = opt("--gemv", "");
-if (gemv) {
+const prefill = Number(opt("--prefill", "0"));
+if (prefill > 0) {
+  const model = opt("--model", "tiny-llama") as BenchModel;
+  const numBlocks = Math.ceil(prefill / BLOCK);
+  const graphs = backends.map((be) => benchGraph(model, be, storage, { maxTokens: prefill, numBlocks, kvDtype }));
+  const meta = prefillMeta(prefill, graphs[0].cfg.vocabSize);
+  const last = Int32Array.of(prefill - 1);
+  for (const g of graphs) g.forward(meta, last);
+  const r = paired(Number(opt("--steps", "12")), (v) => {
+    const t0 = performance.now();
+    graphs[v].forward(meta, last);
+    return performance.now() - t0;
+  });
+  console.log(
+    `${model} ${storage} prefill of ${prefill} tokens: A ${r.a.toFixed(1)} ms, B ${r.b.toFixed(1)} ms, paired A/B ${r.ratio.toFixed(3)}x`,
+  );
+} else if (gemv) {
   const [N, K] = gemv.split("x").map(Number);
   const rows = Number(opt("--rows", "1"));
   const vals = new Float32Array(N * K).map((_, i) => Math.sin(i * 0.37) * 0.05);

@@ -31,6 +31,22 @@ export const CTX = 64;
 export const BLOCK = 16;
 
 /** Decode step metadata: n sequences, each with its own blocks, at position CTX + step. */
+/** One sequence's prefill of `tokens` tokens from position 0 (its blocks 0, 1, …). */
+export function prefillMeta(tokens: number, vocab: number): StepMeta {
+  const blocks = Math.ceil(tokens / BLOCK);
+  return {
+    numTokens: tokens,
+    tokenIds: Int32Array.from({ length: tokens }, (_, i) => (i * 7919 + 13) % vocab),
+    positions: Int32Array.from({ length: tokens }, (_, i) => i),
+    slotMapping: Int32Array.from({ length: tokens }, (_, i) => i),
+    numSeqs: 1,
+    queryStart: Int32Array.of(0, tokens),
+    seqLens: Int32Array.of(tokens),
+    blockTables: Int32Array.from({ length: blocks }, (_, i) => i),
+    maxBlocksPerSeq: blocks,
+  };
+}
+
 export function decodeMeta(n: number, step: number, blocksPerSeq: number, vocab: number): StepMeta {
   const pos = CTX + step;
   const tokenIds = Int32Array.from({ length: n }, (_, i) => (i * 7919 + step * 104729) % vocab);
