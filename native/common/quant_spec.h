@@ -82,6 +82,19 @@ inline float int8_weight_scale(float d) {
   return h > 65504.0f ? 65504.0f : h;
 }
 
+/** quant.ts quantizeInt8Group's scale of a group whose largest |x| is amax: fround(amax / 127) (weights: then
+ * int8_weight_scale). */
+inline float int8_group_scale(float amax, bool weight) {
+  const float d = (float)((double)amax / 127.0);
+  return weight ? int8_weight_scale(d) : d;
+}
+
+/** One code of quant.ts: clamp(roundHalfUp((x − off) / d), lo, hi), in double (d ≠ 0; int8: off 0). */
+inline double quant_code(float x, float off, float d, double lo, double hi) {
+  const double v = round_half_up(((double)x - (double)off) / (double)d);
+  return v < lo ? lo : v > hi ? hi : v;
+}
+
 /** quant.ts quantizeInt8Group over n values (a weight group, or one int8 KV vector): d = fround(amax / 127)
  * (weights: then int8_weight_scale), q = clamp(roundHalfUp(x / d), ±127). */
 inline float quantize_int8_group(const float* x, int n, int8_t* q, bool weight = false) {
@@ -90,36 +103,38 @@ inline float quantize_int8_group(const float* x, int n, int8_t* q, bool weight =
     const float a = std::fabs(x[i]);
     if (a > amax) amax = a;
   }
-  float d = (float)((double)amax / 127.0);
-  if (weight) d = int8_weight_scale(d);
-  for (int i = 0; i < n; i++) {
-    const double v = d == 0.0f ? 0.0 : round_half_up((double)x[i] / (double)d);
-    q[i] = (int8_t)(v < -127 ? -127 : v > 127 ? 127 : v);
-  }
+  const float d = int8_group_scale(amax, weight);
+  for (int i = 0; i < n; i++) q[i] = (int8_t)(d == 0.0f ? 0.0 : quant_code(x[i], 0.0f, d, -127, 127));
   return d;
 }
+
+/** quant.ts quantizeInt4's min and max of n ≥ 1 values, as std::fmin / std::fmax in glibc's libm compute them
+ * (a NaN is skipped; of two equal values, ±0 included, the second), without the calls. */
+inline void int4_group_range(const float* x, int n, float* mn, float* mx) {
+  float lo = x[0], hi = x[0];
+  for (int i = 1; i < n; i++) {
+    const float v = x[i];
+    if (v == v && !(lo < v)) lo = v;
+    if (v == v && !(hi > v)) hi = v;
+  }
+  *mn = lo;
+  *mx = hi;
+}
+
+/** quant.ts quantizeInt4's scale: fround((max − min) / 15). */
+inline float int4_group_scale(float mn, float mx) { return (float)(((double)mx - (double)mn) / 15.0); }
 
 /**
  * quant.ts quantizeInt4 over n ≤ 32 values: m = min, d = fround((max − m) / 15),
  * q = clamp(roundHalfUp((x − m) / d), 0, 15); codes[n..32) are zero.
  */
 inline void quantize_int4_group(const float* x, int n, uint8_t* codes, float* d, float* m) {
-  float mn = x[0], mx = x[0];
-  for (int i = 1; i < n; i++) {
-    // std::fmin / std::fmax as glibc's libm computes them (a NaN is skipped; of two equal values, ±0
-    // included, the second), without the calls
-    const float v = x[i];
-    if (v == v && !(mn < v)) mn = v;
-    if (v == v && !(mx > v)) mx = v;
-  }
-  const float dd = (float)(((double)mx - (double)mn) / 15.0);
+  float mn, mx;
+  int4_group_range(x, n, &mn, &mx);
+  const float dd = int4_group_scale(mn, mx);
   for (int i = 0; i < QUANT_GROUP; i++) codes[i] = 0;
-  if (dd != 0.0f) {
-    for (int i = 0; i < n; i++) {
-      const double v = round_half_up(((double)x[i] - (double)mn) / (double)dd);
-      codes[i] = (uint8_t)(v < 0 ? 0 : v > 15 ? 15 : v);
-    }
-  }
+  if (dd != 0.0f)
+    for (int i = 0; i < n; i++) codes[i] = (uint8_t)quant_code(x[i], mn, dd, 0, 15);
   *d = dd;
   *m = mn;
 }

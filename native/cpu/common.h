@@ -203,7 +203,10 @@ using loom_spec::f32_to_bf16;
 using loom_spec::f32_to_bits;
 using loom_spec::f32_to_f16;
 using loom_spec::quantize_int4_group;
-using loom_spec::int8_weight_scale;
+using loom_spec::int4_group_range;
+using loom_spec::int4_group_scale;
+using loom_spec::int8_group_scale;
+using loom_spec::quant_code;
 using loom_spec::quantize_int8_group;
 using loom_spec::round_half_up;
 

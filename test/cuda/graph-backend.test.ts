@@ -132,16 +132,21 @@ function stepFor(seqs: { ids: number[]; add: number; blocks: number[] }[]): { me
   return { meta, rows };
 }
 
+/** tiny-llama in f32 twice: behind CudaGraphBackend over the recording fake (a), and on the plain reference (b). */
+function graphedAndPlain(maxBatch: number) {
+  const fake = new RecordingBackend();
+  const graphed = new CudaGraphBackend(fake, { maxModelLen: 128, maxBatch });
+  const opts = { maxTokens: MAX_TOKENS, numBlocks: NUM_BLOCKS, blockSize: BS, storage: "f32" as const };
+  const a = loadModel(MODEL, graphed, opts).graph;
+  const b = loadModel(MODEL, new ReferenceBackend(), opts).graph;
+  return { fake, graphed, a, b };
+}
+
 describe("CudaGraphBackend (CUDA graph bookkeeping, simulated capture)", {
   skip: !existsSync(MODEL) && "models/tiny-llama missing",
 }, () => {
   test("prefill eager; decode batches padded, warmed, captured, replayed — logits identical to eager", () => {
-    const fake = new RecordingBackend();
-    const graphed = new CudaGraphBackend(fake, { maxModelLen: 128, maxBatch: 16 });
-    const plain = new ReferenceBackend();
-    const opts = { maxTokens: MAX_TOKENS, numBlocks: NUM_BLOCKS, blockSize: BS, storage: "f32" as const };
-    const a = loadModel(MODEL, graphed, opts).graph;
-    const b = loadModel(MODEL, plain, opts).graph;
+    const { fake, graphed, a, b } = graphedAndPlain(16);
     const vocab = a.cfg.vocabSize;
 
     // five sequences, each with its own blocks; prompts of different lengths
@@ -226,12 +231,7 @@ describe("CudaGraphBackend (CUDA graph bookkeeping, simulated capture)", {
   });
 
   test("argmaxRows is offered when the decorated backend offers it, ends the region, and gives the eager ids", () => {
-    const fake = new RecordingBackend();
-    const graphed = new CudaGraphBackend(fake, { maxModelLen: 128, maxBatch: 8 });
-    const plain = new ReferenceBackend();
-    const opts = { maxTokens: MAX_TOKENS, numBlocks: NUM_BLOCKS, blockSize: BS, storage: "f32" as const };
-    const a = loadModel(MODEL, graphed, opts).graph;
-    const b = loadModel(MODEL, plain, opts).graph;
+    const { graphed, a, b } = graphedAndPlain(8);
     assert.ok(a.canArgmax);
     const seqs = [
       { ids: [5, 9, 2, 44], blocks: [0] },

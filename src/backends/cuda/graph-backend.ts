@@ -366,7 +366,6 @@ export class CudaGraphBackend implements Backend {
     this.#boundary();
     this.#inner.read(buf, out);
   }
-
   write(buf: Buf, data: Float32Array): void {
     this.#boundary();
     this.#inner.write(buf, data);
