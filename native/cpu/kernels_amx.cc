@@ -9,6 +9,7 @@
 
 #define LOOM_ISA_NAME "amx"
 #define LOOM_AMX_HOOKS amx_pack_x, amx_panel, amx_block
+#define LOOM_AMX_ATTENTION 1
 namespace loom {
 namespace isa_amx {
 namespace {
