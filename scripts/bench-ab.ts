@@ -8,6 +8,7 @@
  *        [--batch 1] [--steps 60] [--threads N] [--kv bf16|int8|f16|f32]
  *   node --import tsx scripts/bench-ab.ts A.node B.node --gemv 5120x960 [--weights int8] [--rows 1]
  *   node --import tsx scripts/bench-ab.ts A.node B.node --prefill 1536 [--model M] [--weights bf16] [--steps 12]
+ *   node --import tsx scripts/bench-ab.ts A.node B.node --attention 1x1536x1536 [--kv bf16] [--steps 40]
  *
  * Keep a build by copying build/Release/loom_cpu.node aside before rebuilding (Node caches an addon by
  * path). Decode mode alternates one step of each build (the order flips every pair), each after a short
@@ -15,6 +16,9 @@
  * and the median of the per-pair ratios A/B (> 1: B is faster). --gemv times batch-`rows` matmuls of an
  * N×K matrix, weights cold (each build rotates through ≥ 600 MB of copies), eight per sample, in pairs.
  * --prefill T times the forward pass of one T-token prompt (logits of its last token), in pairs.
+ * --attention SxQxC times the attention op alone with tiny-llama's heads (6 query, 2 KV, 64 wide): S
+ * sequences of C tokens of context, the last Q of each in the step (Q = C: prompts; Q = 1: decode; a few:
+ * speculative verification), over four KV layers in turn, in pairs.
  * The build loaded second has read ~1–2% faster in A/A runs: run both orders.
  */
 import { resolve } from "node:path";
@@ -22,7 +26,7 @@ import type { KvDType, StorageDType } from "../src/backends/backend.ts";
 import { CpuBackend } from "../src/backends/cpu/cpu-backend.ts";
 import { percentile } from "../src/bench/metrics.ts";
 import { hostBf16 } from "../src/formats/dtype.ts";
-import { type BenchModel, BLOCK, benchGraph, CTX, decodeMeta, prefillMeta } from "./bench-decode.ts";
+import { type BenchModel, BLOCK, benchGraph, CTX, chunkMeta, decodeMeta, prefillMeta } from "./bench-decode.ts";
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: string) => {
@@ -62,6 +66,7 @@ function paired(pairs: number, sample: (v: number) => number) {
 }
 
 const gemv = opt("--gemv", "");
+const attention = opt("--attention", "");
 const prefill = Number(opt("--prefill", "0"));
 if (prefill > 0) {
   const model = opt("--model", "tiny-llama") as BenchModel;
@@ -77,6 +82,35 @@ if (prefill > 0) {
   });
   console.log(
     `${model} ${storage} prefill of ${prefill} tokens: A ${r.a.toFixed(1)} ms, B ${r.b.toFixed(1)} ms, paired A/B ${r.ratio.toFixed(3)}x`,
+  );
+} else if (attention) {
+  const [seqs, qLen, ctx] = attention.split("x").map(Number);
+  const H = 6;
+  const KVH = 2;
+  const D = 64;
+  const stride = (H + 2 * KVH) * D;
+  const fill = chunkMeta(seqs, ctx, ctx, 1);
+  const step = chunkMeta(seqs, qLen, ctx, 1);
+  const params = { numHeads: H, numKvHeads: KVH, headDim: D, scale: D ** -0.5, slidingWindow: 0, softcap: 0 };
+  const host = new Float32Array(seqs * ctx * stride).map((_, i) => Math.sin(i * 0.37));
+  const sets = backends.map((be) => {
+    // four layers' caches in turn, so that the keys do not all sit in L2 as one layer's would
+    const kvs = Array.from({ length: 4 }, () => be.kvLayer(seqs * fill.maxBlocksPerSeq, BLOCK, KVH, D, kvDtype));
+    const qkv = be.buffer(host.length);
+    be.write(qkv, host);
+    be.beginStep(fill);
+    for (const kv of kvs) be.writeKv(kv, qkv, stride, H * D, (H + KVH) * D);
+    be.beginStep(step);
+    return { be, kvs, qkv, out: be.buffer(seqs * qLen * H * D) };
+  });
+  const r = paired(Number(opt("--steps", "40")), (v) => {
+    const { be, kvs, qkv, out } = sets[v];
+    const t0 = performance.now();
+    for (const kv of kvs) be.attention(out, qkv, stride, kv, params);
+    return (performance.now() - t0) / kvs.length;
+  });
+  console.log(
+    `attention ${seqs}x${qLen}x${ctx} (KV ${kvDtype}): A ${r.a.toFixed(3)} ms, B ${r.b.toFixed(3)} ms a call, paired A/B ${r.ratio.toFixed(3)}x`,
   );
 } else if (gemv) {
   const [N, K] = gemv.split("x").map(Number);

@@ -30,23 +30,28 @@ export function benchGraph(
 export const CTX = 64;
 export const BLOCK = 16;
 
-/** Decode step metadata: n sequences, each with its own blocks, at position CTX + step. */
-/** One sequence's prefill of `tokens` tokens from position 0 (its blocks 0, 1, …). */
-export function prefillMeta(tokens: number, vocab: number): StepMeta {
-  const blocks = Math.ceil(tokens / BLOCK);
+/** `seqs` sequences of `seqLen` tokens, each in blocks of its own, with their last `qLen` tokens in the step. */
+export function chunkMeta(seqs: number, qLen: number, seqLen: number, vocab: number): StepMeta {
+  const bps = Math.ceil(seqLen / BLOCK);
+  const n = seqs * qLen;
+  const positions = Int32Array.from({ length: n }, (_, i) => seqLen - qLen + (i % qLen));
   return {
-    numTokens: tokens,
-    tokenIds: Int32Array.from({ length: tokens }, (_, i) => (i * 7919 + 13) % vocab),
-    positions: Int32Array.from({ length: tokens }, (_, i) => i),
-    slotMapping: Int32Array.from({ length: tokens }, (_, i) => i),
-    numSeqs: 1,
-    queryStart: Int32Array.of(0, tokens),
-    seqLens: Int32Array.of(tokens),
-    blockTables: Int32Array.from({ length: blocks }, (_, i) => i),
-    maxBlocksPerSeq: blocks,
+    numTokens: n,
+    tokenIds: Int32Array.from({ length: n }, (_, i) => (i * 7919 + 13) % vocab),
+    positions,
+    slotMapping: Int32Array.from({ length: n }, (_, i) => Math.floor(i / qLen) * bps * BLOCK + positions[i]),
+    numSeqs: seqs,
+    queryStart: Int32Array.from({ length: seqs + 1 }, (_, s) => s * qLen),
+    seqLens: new Int32Array(seqs).fill(seqLen),
+    blockTables: Int32Array.from({ length: seqs * bps }, (_, i) => i),
+    maxBlocksPerSeq: bps,
   };
 }
 
+/** One prompt of `tokens` tokens, all in the step. */
+export const prefillMeta = (tokens: number, vocab: number): StepMeta => chunkMeta(1, tokens, tokens, vocab);
+
+/** Decode step metadata: n sequences, each with its own blocks, at position CTX + step. */
 export function decodeMeta(n: number, step: number, blocksPerSeq: number, vocab: number): StepMeta {
   const pos = CTX + step;
   const tokenIds = Int32Array.from({ length: n }, (_, i) => (i * 7919 + step * 104729) % vocab);
