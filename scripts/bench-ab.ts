@@ -8,7 +8,7 @@
  *        [--batch 1] [--steps 60] [--threads N] [--kv bf16|int8|f16|f32]
  *   node --import tsx scripts/bench-ab.ts A.node B.node --gemv 5120x960 [--weights int8] [--rows 1]
  *   node --import tsx scripts/bench-ab.ts A.node B.node --prefill 1536 [--model M] [--weights bf16] [--steps 12]
- *   node --import tsx scripts/bench-ab.ts A.node B.node --attention 1x1536x1536 [--kv bf16] [--steps 40]
+ *   node --import tsx scripts/bench-ab.ts A.node B.node --attention 1x1536x1536 [--kv bf16] [--head-dim 64] [--steps 40]
  *
  * Keep a build by copying build/Release/loom_cpu.node aside before rebuilding (Node caches an addon by
  * path). Decode mode alternates one step of each build (the order flips every pair), each after a short
@@ -16,9 +16,9 @@
  * and the median of the per-pair ratios A/B (> 1: B is faster). --gemv times batch-`rows` matmuls of an
  * N×K matrix, weights cold (each build rotates through ≥ 600 MB of copies), eight per sample, in pairs.
  * --prefill T times the forward pass of one T-token prompt (logits of its last token), in pairs.
- * --attention SxQxC times the attention op alone with tiny-llama's heads (6 query, 2 KV, 64 wide): S
- * sequences of C tokens of context, the last Q of each in the step (Q = C: prompts; Q = 1: decode; a few:
- * speculative verification), over four KV layers in turn, in pairs.
+ * --attention SxQxC times the attention op alone with tiny-llama's heads (6 query, 2 KV; 64 wide unless
+ * --head-dim says otherwise): S sequences of C tokens of context, the last Q of each in the step (Q = C:
+ * prompts; Q = 1: decode; a few: speculative verification), over four KV layers in turn, in pairs.
  * The build loaded second has read ~1–2% faster in A/A runs: run both orders.
  */
 import { resolve } from "node:path";
@@ -87,7 +87,7 @@ if (prefill > 0) {
   const [seqs, qLen, ctx] = attention.split("x").map(Number);
   const H = 6;
   const KVH = 2;
-  const D = 64;
+  const D = Number(opt("--head-dim", "64"));
   const stride = (H + 2 * KVH) * D;
   const fill = chunkMeta(seqs, ctx, ctx, 1);
   const step = chunkMeta(seqs, qLen, ctx, 1);
@@ -110,7 +110,7 @@ if (prefill > 0) {
     return (performance.now() - t0) / kvs.length;
   });
   console.log(
-    `attention ${seqs}x${qLen}x${ctx} (KV ${kvDtype}): A ${r.a.toFixed(3)} ms, B ${r.b.toFixed(3)} ms a call, paired A/B ${r.ratio.toFixed(3)}x`,
+    `attention ${seqs}x${qLen}x${ctx} (KV ${kvDtype}, head dim ${D}): A ${r.a.toFixed(3)} ms, B ${r.b.toFixed(3)} ms a call, paired A/B ${r.ratio.toFixed(3)}x`,
   );
 } else if (gemv) {
   const [N, K] = gemv.split("x").map(Number);

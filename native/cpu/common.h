@@ -103,9 +103,17 @@ static inline size_t gemv_prep_floats(int rows, int Kp) { return (size_t)rows * 
 /** Query tokens per attention tile (times the GQA group = rows of one tile). */
 constexpr int ATTN_BK = 32;  // keys per block of the online softmax
 
-/** Floats of scratch one attention tile needs for `rows` query rows. */
+/**
+ * Floats of scratch one attention tile needs for `rows` query rows: the vector kernels' (output, running
+ * max and sum, scores, a key block as f32 and transposed) or the AMX prefill tile's (amx_attention.inc:
+ * output, max and sum, q as bf16 hi + mid in whole 16-row tiles, the block's Kᵀ and V tiles, P·V results,
+ * S and P, 64-byte alignment), whichever is larger.
+ */
 static inline size_t attn_scratch_floats(int rows, int headDim) {
-  return (size_t)rows * headDim + 2 * (size_t)rows + (size_t)rows * ATTN_BK + 3 * (size_t)ATTN_BK * headDim + 64;
+  const size_t r = (size_t)rows, d = (size_t)headDim;
+  const size_t vec = r * d + 2 * r + r * ATTN_BK + 3 * (size_t)ATTN_BK * d + 64;
+  const size_t amx = r * d + 2 * r + (r + 15) / 16 * 16 * d + 48 * d + 1024 + 64;
+  return vec > amx ? vec : amx;
 }
 
 /** Packed activations for one AMX call: `blocks` 16-row blocks from amxPackX, `rows` valid rows in all. */
