@@ -140,6 +140,7 @@ void attention(Context& c, float* out, const float* qkv, int rowStride, const Kv
 const KernelTable* select_kernels(const std::string& want, std::string* err);
 bool cpu_supports_avx2();
 bool cpu_supports_avx512();
+bool cpu_supports_avx512_vnni();
 bool cpu_supports_amx();
 
 /** Items of work below which an op runs on the calling thread only. */

@@ -29,6 +29,10 @@ bool cpu_supports_avx512() {
   return cpu_supports_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
 }
+bool cpu_supports_avx512_vnni() {
+  static const bool ok = cpu_supports_avx512() && __builtin_cpu_supports("avx512vnni");
+  return ok;
+}
 bool cpu_supports_amx() {
   static const bool ok = [] {
     // the AMX kernels also use AVX512-BF16 (vcvtne2ps2bf16: int8/int4 → bf16 panels), on every AMX CPU
@@ -49,6 +53,7 @@ bool cpu_supports_amx() {
 #else
 bool cpu_supports_avx2() { return false; }
 bool cpu_supports_avx512() { return false; }
+bool cpu_supports_avx512_vnni() { return false; }
 bool cpu_supports_amx() { return false; }
 #endif
 

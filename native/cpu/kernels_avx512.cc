@@ -7,6 +7,7 @@
 #include "common.h"
 
 #define LOOM_ISA_NAME "avx512"
+#define LOOM_VNNI_GEMM 1  // the int8 GEMM for AVX512-VNNI CPUs (vnni_gemm.inc); the AMX build has its own
 namespace loom {
 namespace isa_avx512 {
 namespace {

@@ -7,10 +7,12 @@
 //  more rows  GEMM: activations packed k-major into tiles of MR rows (phase 1, parallel over tiles); then
 //            threads split W into panels of NR rows, dequantize a panel to f32 once (f32 weights are used
 //            in place) and run every row tile against it from L1/L2 (phase 2). Rows are processed in
-//            chunks whose packed activations stay within ~1 MB (L2). With AMX: tile GEMM (below).
-//  Arithmetic is f32 with f32 activations, except the int8 GEMV on AVX-512 (int16 activations) and the
-//  AMX tiles (activations split into bf16 terms; int8/int4 weights and activations rounded to bf16): see
-//  the accuracy notes in cpu-backend.ts and amx_gemm.inc.
+//            chunks whose packed activations stay within ~1 MB (L2). With AMX: tile GEMM (below). int8
+//            weights on AVX512-VNNI CPUs without AMX: the same panels as int16 codes against int16-quantized
+//            activations (vnni_gemm.inc: 32 multiply-adds a vpdpwssd, 1.7x the f32 panels on Zen 4).
+//  Arithmetic is f32 with f32 activations, except int8 on AVX-512 (GEMV, and GEMM with VNNI: int16
+//  activations) and the AMX tiles (activations split into bf16 terms; int8/int4 weights and activations
+//  rounded to bf16): see the accuracy notes in cpu-backend.ts and amx_gemm.inc.
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -142,6 +144,43 @@ void matmul_amx(Context& c, float* y, const float* x, const WeightT& w, const fl
     c.pool->parallelFor(nBlocks, 1, nt, gemm);
   }
 }
+
+/**
+ * The panel GEMM of the builds without AMX: rows in chunks whose packed activations stay within ~1 MB (L2);
+ * phase 1 packs the chunk's MR-row tiles (tileFloats each) in parallel; phase 2 splits W into panels of NR
+ * rows across threads, each panel converted once into the thread's scratch (panelFloats) and multiplied
+ * with every tile of the chunk from cache. pack(m0, rows, dst), panel(n0, cols, dst) and
+ * tile(xt, panel, m0, n0, rows, cols) are the format's kernels.
+ */
+template <class Pack, class Panel, class Tile>
+void gemm_panels(Context& c, int rows, int N, int Kp, int NR, size_t tileFloats, size_t panelFloats, const Pack& pack,
+                 const Panel& panel, const Tile& tile) {
+  const int MR = c.K->gemmMR;
+  int chunk = (int)(kPackedBytes / (tileFloats * 4 / MR)) / MR * MR;
+  if (chunk < MR) chunk = MR;
+  const int panels = (N + NR - 1) / NR;
+  const int nt = threads_for(c, (double)N * Kp * rows);
+  c.reserveThreadScratch(panelFloats);
+  for (int m0 = 0; m0 < rows; m0 += chunk) {
+    const int mRows = std::min(rows - m0, chunk);
+    const int tiles = (mRows + MR - 1) / MR;
+    float* xt = c.xt.floats(tiles * tileFloats);
+    auto packTiles = [&](long b, long e, int) {
+      for (long t = b; t < e; t++) pack(m0 + (int)t * MR, std::min(MR, mRows - (int)t * MR), xt + t * tileFloats);
+    };
+    c.pool->parallelFor(tiles, 1, nt, packTiles);
+    auto gemm = [&](long b, long e, int tid) {
+      float* p = c.threadScratch(tid, panelFloats);
+      for (long i = b; i < e; i++) {
+        const int n0 = (int)i * NR, cols = std::min(NR, N - n0);
+        panel(n0, cols, p);
+        for (int t = 0; t < tiles; t++)
+          tile(xt + t * tileFloats, p, m0 + t * MR, n0, std::min(MR, mRows - t * MR), cols);
+      }
+    };
+    c.pool->parallelFor(panels, 1, nt, gemm);
+  }
+}
 }  // namespace
 
 void matmul(Context& c, float* y, const float* x, const WeightT& w, const float* bias, int rows) {
@@ -166,48 +205,31 @@ void matmul(Context& c, float* y, const float* x, const WeightT& w, const float*
     return;
   }
 
-  const int MR = Kt->gemmMR, NR = Kt->gemmNR;
-  int chunk = (int)(kPackedBytes / ((size_t)Kp * 4)) / MR * MR;
-  if (chunk < MR) chunk = MR;
+  const int MR = Kt->gemmMR;
+  if (m.storage == ST_INT8 && Kt->i8Tile && cpu_supports_avx512_vnni()) {
+    gemm_panels(
+        c, rows, N, Kp, I8_NR, i8_tile_floats(Kp, MR), i8_panel_floats(Kp),
+        [&](int m0, int r, float* dst) { Kt->i8PackX(x, K, K, Kp, m0, r, reinterpret_cast<int32_t*>(dst)); },
+        [&](int n0, int cols, float* p) { Kt->i8Panel(m, n0, cols, reinterpret_cast<int16_t*>(p)); },
+        [&](const float* xt, const float* p, int m0, int n0, int r, int cols) {
+          Kt->i8Tile(reinterpret_cast<const int32_t*>(xt), Kp, reinterpret_cast<const int16_t*>(p),
+                     y + (size_t)m0 * N + n0, N, r, cols, bias ? bias + n0 : nullptr);
+        });
+    return;
+  }
   // Even f32 weights go through the panel copy: broadcasting from 12 far-apart rows of W (cold, strided)
   // measured ~25% slower than from a compact, cache-resident panel.
-  const bool inPlace = false;
-  const int panels = (N + NR - 1) / NR;
-  const int nt = threads_for(c, (double)N * Kp * rows);
-  c.reserveThreadScratch((size_t)NR * Kp);
-  for (int m0 = 0; m0 < rows; m0 += chunk) {
-    const int mRows = rows - m0 < chunk ? rows - m0 : chunk;
-    const int tiles = (mRows + MR - 1) / MR;
-    float* xt = c.xt.floats((size_t)tiles * Kp * MR);
-    auto pack = [&](long b, long e, int) {
-      for (long t = b; t < e; t++) {
-        int r = mRows - (int)t * MR < MR ? mRows - (int)t * MR : MR;
-        Kt->packX(x, K, K, Kp, m0 + (int)t * MR, r, xt + (size_t)t * Kp * MR);
-      }
-    };
-    c.pool->parallelFor(tiles, 1, nt, pack);
-    auto gemm = [&](long b, long e, int tid) {
-      float* panel = c.threadScratch(tid, (size_t)NR * Kp);
-      for (long p = b; p < e; p++) {
-        const int n0 = (int)p * NR;
-        const int cols = N - n0 < NR ? N - n0 : NR;
-        const float* wp;
-        if (inPlace && cols == NR) {
-          wp = (const float*)m.data + (size_t)n0 * Kp;
-        } else {
-          Kt->dequantRows(m, n0, cols, panel);
-          if (cols < NR) std::memset(panel + (size_t)cols * Kp, 0, (size_t)(NR - cols) * Kp * 4);
-          wp = panel;
-        }
-        for (int t = 0; t < tiles; t++) {
-          const int r = mRows - t * MR < MR ? mRows - t * MR : MR;
-          Kt->gemmTile(xt + (size_t)t * Kp * MR, Kp, wp, Kp, y + (size_t)(m0 + t * MR) * N + n0, N, r, cols,
-                       bias ? bias + n0 : nullptr);
-        }
-      }
-    };
-    c.pool->parallelFor(panels, 1, nt, gemm);
-  }
+  const int NR = Kt->gemmNR;
+  gemm_panels(
+      c, rows, N, Kp, NR, (size_t)Kp * MR, (size_t)NR * Kp,
+      [&](int m0, int r, float* dst) { Kt->packX(x, K, K, Kp, m0, r, dst); },
+      [&](int n0, int cols, float* p) {
+        Kt->dequantRows(m, n0, cols, p);
+        if (cols < NR) std::memset(p + (size_t)cols * Kp, 0, (size_t)(NR - cols) * Kp * 4);
+      },
+      [&](const float* xt, const float* p, int m0, int n0, int r, int cols) {
+        Kt->gemmTile(xt, Kp, p, Kp, y + (size_t)m0 * N + n0, N, r, cols, bias ? bias + n0 : nullptr);
+      });
 }
 
 }  // namespace loom
