@@ -187,20 +187,20 @@ struct KernelTable {
    */
   void (*amxBlock)(const MatW& w, const uint16_t* a, int lda, const AmxX& x, float* y, int ldy, int cols,
                    const float* bias, const char* pf, size_t pfBytes);
-  // ---- int8 GEMM on AVX512-VNNI (vnni_gemm.inc; nullptr in the other builds; used only where
+  // ---- int8 / int4 GEMM on AVX512-VNNI (vnni_gemm.inc; nullptr in the other builds; used only where
   // cpu_supports_avx512_vnni()). Tiles: MR activation rows × I8_NR weight rows.
-  /** Rows [m0, m0+rows) (≤ MR) of x as int16 codes and group scales: i8_tile_floats(Kp, MR) floats. */
+  /** Rows [m0, m0+rows) (≤ MR) of x as int16 codes, group scales and group sums: i8_tile_floats(Kp, MR). */
   void (*i8PackX)(const float* x, int ldx, int K, int Kp, int m0, int rows, int32_t* dst);
-  /** Weight rows [n0, n0+cnt) (≤ I8_NR) as int16 codes and f32 scales: i8_panel_floats(Kp) floats. */
+  /** Weight rows [n0, n0+cnt) (≤ I8_NR) as int16 codes, f32 scales and minima: i8_panel_floats(Kp) floats. */
   void (*i8Panel)(const MatW& w, int n0, int cnt, int16_t* dst);
   /** y[r*ldy + c] = x[r]·W[c] (+bias[c]) for r < rows, c < cols: one packed tile against one panel. */
-  void (*i8Tile)(const int32_t* xt, int Kp, const int16_t* panel, float* y, int ldy, int rows, int cols,
+  void (*i8Tile)(int storage, const int32_t* xt, int Kp, const int16_t* panel, float* y, int ldy, int rows, int cols,
                  const float* bias);
 };
-/** Weight rows per panel of the VNNI int8 GEMM, and the floats of its packed tile and panel. */
+/** Weight rows per panel of the VNNI int8/int4 GEMM, and the floats of its packed tile and panel. */
 constexpr int I8_NR = 6;
-static inline size_t i8_tile_floats(int Kp, int MR) { return ((size_t)Kp / 2 + (size_t)Kp / QGROUP) * MR; }
-static inline size_t i8_panel_floats(int Kp) { return ((size_t)Kp / 2 + (size_t)Kp / QGROUP) * I8_NR; }
+static inline size_t i8_tile_floats(int Kp, int MR) { return ((size_t)Kp / 2 + 2 * ((size_t)Kp / QGROUP)) * MR; }
+static inline size_t i8_panel_floats(int Kp) { return ((size_t)Kp / 2 + 2 * ((size_t)Kp / QGROUP)) * I8_NR; }
 
 /** The AMX GEMM handles these storages (others use the AVX-512 GEMM). */
 static inline bool amx_storage(int storage) {

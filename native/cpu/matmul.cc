@@ -8,10 +8,11 @@
 //            threads split W into panels of NR rows, dequantize a panel to f32 once (f32 weights are used
 //            in place) and run every row tile against it from L1/L2 (phase 2). Rows are processed in
 //            chunks whose packed activations stay within ~1 MB (L2). With AMX: tile GEMM (below). int8
-//            weights on AVX512-VNNI CPUs without AMX: the same panels as int16 codes against int16-quantized
-//            activations (vnni_gemm.inc: 32 multiply-adds a vpdpwssd, 1.7x the f32 panels on Zen 4).
-//  Arithmetic is f32 with f32 activations, except int8 on AVX-512 (GEMV, and GEMM with VNNI: int16
-//  activations) and the AMX tiles (activations split into bf16 terms; int8/int4 weights and activations
+//            and int4 weights on AVX512-VNNI CPUs without AMX: the same panels as int16 codes against
+//            int16-quantized activations (vnni_gemm.inc: 32 multiply-adds a vpdpwssd; on Zen 4 1.7x (int8)
+//            and 1.6x (int4) the f32 panels).
+//  Arithmetic is f32 with f32 activations, except int8 on AVX-512 (GEMV, and int8/int4 GEMM with VNNI:
+//  int16 activations) and the AMX tiles (activations split into bf16 terms; int8/int4 weights and activations
 //  rounded to bf16): see the accuracy notes in cpu-backend.ts and amx_gemm.inc.
 #include <algorithm>
 #include <atomic>
@@ -206,13 +207,13 @@ void matmul(Context& c, float* y, const float* x, const WeightT& w, const float*
   }
 
   const int MR = Kt->gemmMR;
-  if (m.storage == ST_INT8 && Kt->i8Tile && cpu_supports_avx512_vnni()) {
+  if ((m.storage == ST_INT8 || m.storage == ST_INT4) && Kt->i8Tile && cpu_supports_avx512_vnni()) {
     gemm_panels(
         c, rows, N, Kp, I8_NR, i8_tile_floats(Kp, MR), i8_panel_floats(Kp),
         [&](int m0, int r, float* dst) { Kt->i8PackX(x, K, K, Kp, m0, r, reinterpret_cast<int32_t*>(dst)); },
         [&](int n0, int cols, float* p) { Kt->i8Panel(m, n0, cols, reinterpret_cast<int16_t*>(p)); },
         [&](const float* xt, const float* p, int m0, int n0, int r, int cols) {
-          Kt->i8Tile(reinterpret_cast<const int32_t*>(xt), Kp, reinterpret_cast<const int16_t*>(p),
+          Kt->i8Tile(m.storage, reinterpret_cast<const int32_t*>(xt), Kp, reinterpret_cast<const int16_t*>(p),
                      y + (size_t)m0 * N + n0, N, r, cols, bias ? bias + n0 : nullptr);
         });
     return;

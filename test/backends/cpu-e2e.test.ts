@@ -3,9 +3,9 @@
  * position, then a few decode steps through the paged KV cache — must agree within 1e-3 (absolute).
  * Quantized/bf16 storage is compared with a reference that is handed the same rounded/dequantized weights
  * (src/formats/quant.ts), so only accumulation order differs — except int8 on AVX-512, whose GEMV (and, on
- * CPUs with AVX512-VNNI, GEMM) quantizes activations to int16 (INT8_LOGITS_TOL, conformance.ts), and
- * int8/int4 on amx, whose GEMM
- * rounds activations and weights to bf16 (mirrored by the reference; tolerance below).
+ * CPUs with AVX512-VNNI, the int8 and int4 GEMM) quantizes activations to int16 (INT16_ACT_LOGITS_TOL,
+ * conformance.ts), and int8/int4 on amx, whose GEMM rounds activations and weights to bf16 (mirrored by the
+ * reference; tolerance below).
  */
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
@@ -15,7 +15,7 @@ import type { StorageDType } from "../../src/backends/backend.ts";
 import { AMX_QUANT_BF16_MIN_ROWS, CpuBackend, type CpuIsa } from "../../src/backends/cpu/cpu-backend.ts";
 import { loadModel } from "../../src/models/model.ts";
 import { contiguousStep as step } from "../../src/models/validate.ts";
-import { INT8_LOGITS_TOL, StorageReference } from "./conformance.ts";
+import { INT16_ACT_LOGITS_TOL, StorageReference } from "./conformance.ts";
 
 const root = (p: string) => fileURLToPath(new URL(`../../${p}`, import.meta.url));
 const MODELS = [
@@ -86,7 +86,8 @@ describe("cpu backend end to end (loadModel, prompt + decode logits vs reference
         const la = a.graph.forward(step(prompt, 0, 4), rows).slice();
         const lb = b.graph.forward(step(prompt, 0, 4), rows).slice();
         const d0 = maxAbsDiff(la, lb);
-        assert.ok(d0 <= tol(lb, storage === "int8" ? INT8_LOGITS_TOL : TOL), `prompt logits differ by ${d0}`);
+        const quantized = storage === "int8" || storage === "int4";
+        assert.ok(d0 <= tol(lb, quantized ? INT16_ACT_LOGITS_TOL : TOL), `prompt logits differ by ${d0}`);
         // decode through the cache, crossing into the second block
         let pos = prompt.length;
         for (const tok of [9, 123, 4, 77, 8, 2]) {
@@ -95,7 +96,7 @@ describe("cpu backend end to end (loadModel, prompt + decode logits vs reference
           const db = b.graph.forward(step([tok], pos, 4), last);
           const d = maxAbsDiff(da, db);
           assert.ok(
-            d <= tol(db, storage === "int8" ? INT8_LOGITS_TOL : TOL),
+            d <= tol(db, quantized ? INT16_ACT_LOGITS_TOL : TOL),
             `decode logits at position ${pos} differ by ${d}`,
           );
           pos++;

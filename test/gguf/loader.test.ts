@@ -17,7 +17,7 @@ import { ModelFileError } from "../../src/formats/model-file-error.ts";
 import { dequantize, type QuantizedMatrix } from "../../src/formats/quant.ts";
 import { loadModel } from "../../src/models/model.ts";
 import { readRefFile } from "../../src/models/validate.ts";
-import { INT8_LOGITS_TOL } from "../backends/conformance.ts";
+import { INT16_ACT_LOGITS_TOL } from "../backends/conformance.ts";
 import { argmax, ggufOf, kl, modelDir, promptLogits, tempDir } from "./helpers.ts";
 
 const opts = { maxTokens: 64, numBlocks: 8, blockSize: 16, log: () => {} };
@@ -249,8 +249,8 @@ test("on the native CPU backend Q8_0/Q4_0 load without a float round trip and ma
     const b = promptLogits(ref.graph, ids);
     let maxDiff = 0;
     for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]));
-    // q8_0 runs the int8 kernels (INT8_LOGITS_TOL)
-    assert.ok(maxDiff < (type === "q8_0" ? INT8_LOGITS_TOL : 1e-3), `${type}: max |Δ| ${maxDiff}`);
+    // q8_0 runs the int8 kernels (INT16_ACT_LOGITS_TOL)
+    assert.ok(maxDiff < (type === "q8_0" ? INT16_ACT_LOGITS_TOL : 1e-3), `${type}: max |Δ| ${maxDiff}`);
   }
   loaded.backend.dispose();
 });
