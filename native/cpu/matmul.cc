@@ -5,8 +5,8 @@
 //            slice of W exactly once with the weights dequantized in registers (memory-bound: the goal
 //            is DRAM bandwidth; the slice is read as interleaved sequential streams, see kernels_impl.inc).
 //  more rows  GEMM: activations packed k-major into tiles of MR rows (phase 1, parallel over tiles); then
-//            threads split W into panels of NR rows, dequantize a panel to f32 once (f32 weights are used
-//            in place) and run every row tile against it from L1/L2 (phase 2). Rows are processed in
+//            threads split W into panels of NR rows, dequantize a panel to f32 once (f32 weights are copied
+//            into one too) and run every row tile against it from L1/L2 (phase 2). Rows are processed in
 //            chunks whose packed activations stay within ~1 MB (L2). With AMX: tile GEMM (below). int8
 //            and int4 weights on AVX512-VNNI CPUs without AMX: the same panels as int16 codes against
 //            int16-quantized activations (vnni_gemm.inc: 32 multiply-adds a vpdpwssd; on Zen 4 1.7x (int8)
