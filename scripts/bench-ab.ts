@@ -6,7 +6,7 @@
  *
  *   node --import tsx scripts/bench-ab.ts A.node B.node [--model tiny-llama|smol360m] [--weights int8]
  *        [--batch 1] [--steps 60] [--threads N] [--kv bf16|int8|f16|f32]
- *   node --import tsx scripts/bench-ab.ts A.node B.node --gemv 5120x960 [--weights int8] [--rows 1]
+ *   node --import tsx scripts/bench-ab.ts A.node B.node --gemv 5120x960 [--weights int8] [--rows 1] [--hot]
  *   node --import tsx scripts/bench-ab.ts A.node B.node --prefill 1536 [--model M] [--weights bf16] [--steps 12]
  *   node --import tsx scripts/bench-ab.ts A.node B.node --attention 1x1536x1536 [--kv bf16] [--head-dim 64] [--steps 40]
  *
@@ -14,7 +14,8 @@
  * path). Decode mode alternates one step of each build (the order flips every pair), each after a short
  * pause so that the other pool's spinning helper has gone to sleep, and reports each build's median step
  * and the median of the per-pair ratios A/B (> 1: B is faster). --gemv times batch-`rows` matmuls of an
- * N×K matrix, weights cold (each build rotates through ≥ 600 MB of copies), eight per sample, in pairs.
+ * N×K matrix, weights cold (each build rotates through ≥ 600 MB of copies; --hot: one copy, from cache),
+ * eight per sample, in pairs.
  * --prefill T times the forward pass of one T-token prompt (logits of its last token), in pairs.
  * --attention SxQxC times the attention op alone with tiny-llama's heads (6 query, 2 KV; 64 wide unless
  * --head-dim says otherwise): S sequences of C tokens of context, the last Q of each in the step (Q = C:
@@ -115,10 +116,12 @@ if (prefill > 0) {
 } else if (gemv) {
   const [N, K] = gemv.split("x").map(Number);
   const rows = Number(opt("--rows", "1"));
+  const hot = args.includes("--hot");
   const vals = new Float32Array(N * K).map((_, i) => Math.sin(i * 0.37) * 0.05);
   const host = hostBf16(vals, [N, K]);
   const sets = backends.map((be) => {
-    const ws = Array.from({ length: Math.ceil(6e8 / (N * K)) }, () => be.weight(host, storage));
+    // --hot: one matrix, read from cache every time (the kernel's arithmetic alone, without DRAM)
+    const ws = Array.from({ length: hot ? 1 : Math.ceil(6e8 / (N * K)) }, () => be.weight(host, storage));
     const x = be.buffer(rows * K);
     be.write(
       x,
@@ -136,7 +139,7 @@ if (prefill > 0) {
   });
   const gbs = (ms: number) => (bytes / ms / 1e6).toFixed(1);
   console.log(
-    `GEMV ${N}x${K} ${storage}, ${rows} row(s), cold: A ${gbs(r.a)} GB/s, B ${gbs(r.b)} GB/s, paired A/B ${r.ratio.toFixed(3)}x`,
+    `GEMV ${N}x${K} ${storage}, ${rows} row(s), ${hot ? "hot" : "cold"}: A ${gbs(r.a)} GB/s, B ${gbs(r.b)} GB/s, paired A/B ${r.ratio.toFixed(3)}x`,
   );
 } else {
   const model = opt("--model", "tiny-llama") as BenchModel;
