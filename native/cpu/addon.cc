@@ -54,6 +54,7 @@ class NativeCpu : public Napi::ObjectWrap<NativeCpu> {
                            InstanceMethod("copyBlocks", &NativeCpu::CopyBlocks),
                            InstanceMethod("probeBandwidth", &NativeCpu::ProbeBandwidth),
                            InstanceMethod("setIdlePrefetch", &NativeCpu::SetIdlePrefetch),
+                           InstanceMethod("setVnniGemm", &NativeCpu::SetVnniGemm),
                            InstanceMethod("idlePrefetches", &NativeCpu::IdlePrefetches),
                        });
   }
@@ -138,8 +139,8 @@ class NativeCpu : public Napi::ObjectWrap<NativeCpu> {
 
   Napi::Value Describe(const Napi::CallbackInfo& info) {
     Context& c = C(info);
-    return Napi::String::New(info.Env(), std::string("native CPU (") + c.K->name + ", " +
-                                             std::to_string(c.pool->size()) + " threads)");
+    return Napi::String::New(info.Env(), std::string("native CPU (") + c.K->name + (c.useVnniGemm() ? " + VNNI" : "") +
+                                             ", " + std::to_string(c.pool->size()) + " threads)");
   }
   Napi::Value Isa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), C(info).K->name); }
   Napi::Value Threads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), C(info).pool->size()); }
@@ -147,6 +148,11 @@ class NativeCpu : public Napi::ObjectWrap<NativeCpu> {
   // setIdlePrefetch(on): whether pool helpers prefetch the next GEMV's matrix between ops (matmul.cc).
   Napi::Value SetIdlePrefetch(const Napi::CallbackInfo& info) {
     C(info).idlePrefetch = info[0].ToBoolean().Value();
+    return info.Env().Undefined();
+  }
+  // setVnniGemm(on): whether int8/int4 GEMMs take the VNNI kernel where it runs (matmul.cc; tests turn it off).
+  Napi::Value SetVnniGemm(const Napi::CallbackInfo& info) {
+    C(info).vnniGemm = info[0].ToBoolean().Value();
     return info.Env().Undefined();
   }
   // idlePrefetches() → how many times a helper started prefetching a next matrix.

@@ -62,6 +62,11 @@ struct StepMetaN {
   std::vector<int32_t> tokenIds, positions, slotMapping, queryStart, seqLens, blockTables;
 };
 
+bool cpu_supports_avx2();
+bool cpu_supports_avx512();
+bool cpu_supports_avx512_vnni();
+bool cpu_supports_amx();
+
 struct Context {
   Context(int threads, const KernelTable* k) : K(k), pool(new ThreadPool(threads)), perThread(pool->size()) {}
   ~Context() {
@@ -83,6 +88,9 @@ struct Context {
   const WeightT* lastGemv = nullptr;
   bool idlePrefetch = true;
   std::atomic<uint64_t> idlePrefetches{0};
+  /** int8/int4 GEMMs on the VNNI kernel where the build and CPU have it (off: the f32 panels, for tests). */
+  bool vnniGemm = true;
+  bool useVnniGemm() const { return vnniGemm && K->i8Tile && cpu_supports_avx512_vnni(); }
 
   /** Drops every reference to `w` (before it is freed). */
   void forgetWeight(const WeightT* w) {
@@ -138,10 +146,6 @@ void attention(Context& c, float* out, const float* qkv, int rowStride, const Kv
 
 /** dispatch.cc: the kernel table for `want` ("" = best available); nullptr and *err when unavailable. */
 const KernelTable* select_kernels(const std::string& want, std::string* err);
-bool cpu_supports_avx2();
-bool cpu_supports_avx512();
-bool cpu_supports_avx512_vnni();
-bool cpu_supports_amx();
 
 /** Items of work below which an op runs on the calling thread only. */
 constexpr double kParallelMinWork = 32768;

@@ -207,7 +207,7 @@ void matmul(Context& c, float* y, const float* x, const WeightT& w, const float*
   }
 
   const int MR = Kt->gemmMR;
-  if ((m.storage == ST_INT8 || m.storage == ST_INT4) && Kt->i8Tile && cpu_supports_avx512_vnni()) {
+  if ((m.storage == ST_INT8 || m.storage == ST_INT4) && c.useVnniGemm()) {
     gemm_panels(
         c, rows, N, Kp, I8_NR, i8_tile_floats(Kp, MR), i8_panel_floats(Kp),
         [&](int m0, int r, float* dst) { Kt->i8PackX(x, K, K, Kp, m0, r, reinterpret_cast<int32_t*>(dst)); },

@@ -34,6 +34,16 @@ if (skip) {
     }
     runConformance(`cpu-${isa}`, () => new CpuBackend({ isa }), conformanceOptions(isa));
   }
+  // On a CPU with AVX512-VNNI, int8/int4 GEMMs take vnni_gemm.inc; the f32 panels they replace there
+  // (the path of AVX-512 CPUs without VNNI) are checked too.
+  if (isas.includes("avx512")) {
+    const panels = () => {
+      const be = new CpuBackend({ isa: "avx512" });
+      be.setVnniGemm(false);
+      return be;
+    };
+    runConformance("cpu-avx512 (f32 panel GEMM for int8/int4)", panels, conformanceOptions("avx512"));
+  }
   // Three threads on any machine: uneven static chunks and more workers than some ops have rows.
   const best = isas.at(-1) as CpuIsa;
   runConformance(`cpu-${best} (3 threads)`, () => new CpuBackend({ isa: best, threads: 3 }), conformanceOptions(best));
@@ -169,9 +179,11 @@ if (skip) {
       assert.ok("error" in missing && /not found/.test(missing.error), JSON.stringify(missing));
     });
 
-    test("describe names the ISA and the thread count", () => {
+    test("describe names the ISA, the VNNI GEMM where it runs, and the thread count", () => {
       const b = new CpuBackend({ threads: 2 });
-      assert.match(b.describe(), new RegExp(`${b.isa}, 2 threads`));
+      assert.match(b.describe(), new RegExp(`\\(${b.isa}( \\+ VNNI)?, 2 threads\\)`));
+      b.setVnniGemm(false);
+      assert.match(b.describe(), new RegExp(`\\(${b.isa}, 2 threads\\)`));
       b.dispose();
     });
 

@@ -126,6 +126,7 @@ interface NativeCpu extends NativeHandleOps {
   argmaxRows(x: number, rows: number, cols: number, out: Int32Array): void;
   probeBandwidth(bytes: number, reps: number): Float64Array;
   setIdlePrefetch(on: boolean): void;
+  setVnniGemm(on: boolean): void;
   idlePrefetches(): number;
 }
 
@@ -246,6 +247,14 @@ export class CpuBackend implements Backend, QuantizedWeightSink {
    */
   setIdlePrefetch(on: boolean): void {
     this.#n.setIdlePrefetch(on);
+  }
+
+  /**
+   * Whether int8/int4 GEMMs (past the GEMV rows) take the AVX512-VNNI kernel where the build and CPU have it
+   * (on by default; off runs the f32 panel GEMM, so that the tests cover both on one machine).
+   */
+  setVnniGemm(on: boolean): void {
+    this.#n.setVnniGemm(on);
   }
 
   /** How many times a pool helper has started prefetching the next GEMV's matrix (a test/benchmark hook). */
