@@ -154,8 +154,9 @@ void matmul_amx(Context& c, float* y, const float* x, const WeightT& w, const fl
  * tile(xt, panel, m0, n0, rows, cols) are the format's kernels.
  */
 template <class Pack, class Panel, class Tile>
-void gemm_panels(Context& c, int rows, int N, int Kp, int NR, size_t tileFloats, size_t panelFloats, const Pack& pack,
+void gemm_panels(Context& c, const MatW& w, int rows, int NR, size_t tileFloats, size_t panelFloats, const Pack& pack,
                  const Panel& panel, const Tile& tile) {
+  const int N = w.N, Kp = w.Kp;
   const int MR = c.K->gemmMR;
   int chunk = (int)(kPackedBytes / (tileFloats * 4 / MR)) / MR * MR;
   if (chunk < MR) chunk = MR;
@@ -175,6 +176,12 @@ void gemm_panels(Context& c, int rows, int N, int Kp, int NR, size_t tileFloats,
       for (long i = b; i < e; i++) {
         const int n0 = (int)i * NR, cols = std::min(NR, N - n0);
         panel(n0, cols, p);
+        // the next panel's weight rows (one contiguous range) into L2 while this one's tiles run
+        if (i + 1 < e) {
+          const char* next = static_cast<const char*>(w.data) + (size_t)(n0 + NR) * w.rowBytes;
+          const size_t bytes = (size_t)std::min(NR, N - n0 - NR) * w.rowBytes;
+          for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(next + o, 0, 2);
+        }
         for (int t = 0; t < tiles; t++)
           tile(xt + t * tileFloats, p, m0 + t * MR, n0, std::min(MR, mRows - t * MR), cols);
       }
@@ -209,7 +216,7 @@ void matmul(Context& c, float* y, const float* x, const WeightT& w, const float*
   const int MR = Kt->gemmMR;
   if ((m.storage == ST_INT8 || m.storage == ST_INT4) && c.useVnniGemm()) {
     gemm_panels(
-        c, rows, N, Kp, I8_NR, i8_tile_floats(Kp, MR), i8_panel_floats(Kp),
+        c, m, rows, I8_NR, i8_tile_floats(Kp, MR), i8_panel_floats(Kp),
         [&](int m0, int r, float* dst) { Kt->i8PackX(x, K, K, Kp, m0, r, reinterpret_cast<int32_t*>(dst)); },
         [&](int n0, int cols, float* p) { Kt->i8Panel(m, n0, cols, reinterpret_cast<int16_t*>(p)); },
         [&](const float* xt, const float* p, int m0, int n0, int r, int cols) {
@@ -222,7 +229,7 @@ void matmul(Context& c, float* y, const float* x, const WeightT& w, const float*
   // measured ~25% slower than from a compact, cache-resident panel.
   const int NR = Kt->gemmNR;
   gemm_panels(
-      c, rows, N, Kp, NR, (size_t)Kp * MR, (size_t)NR * Kp,
+      c, m, rows, NR, (size_t)Kp * MR, (size_t)NR * Kp,
       [&](int m0, int r, float* dst) { Kt->packX(x, K, K, Kp, m0, r, dst); },
       [&](int n0, int cols, float* p) {
         Kt->dequantRows(m, n0, cols, p);
