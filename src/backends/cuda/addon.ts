@@ -99,6 +99,7 @@ export interface NativeCuda extends NativeHandleOps {
   hasGraph(key: number): boolean;
   dropGraphs(): void;
   graphCount(): number;
+  l2Prefetches(): number;
   synchronize(): void;
 }
 
