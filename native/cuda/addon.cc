@@ -64,7 +64,6 @@ class NativeCuda : public Napi::ObjectWrap<NativeCuda> {
             InstanceMethod("hasGraph", &NativeCuda::HasGraph),
             InstanceMethod("dropGraphs", &NativeCuda::DropGraphs),
             InstanceMethod("graphCount", &NativeCuda::GraphCount),
-            InstanceMethod("l2Prefetches", &NativeCuda::L2Prefetches),
             InstanceMethod("synchronize", &NativeCuda::Synchronize),
         });
   }
@@ -515,9 +514,6 @@ class NativeCuda : public Napi::ObjectWrap<NativeCuda> {
   }
   Napi::Value GraphCount(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value { return Napi::Number::New(info.Env(), C(info).graphCount()); });
-  }
-  Napi::Value L2Prefetches(const Napi::CallbackInfo& info) {
-    return guarded(info, [&]() -> Napi::Value { return Napi::Number::New(info.Env(), C(info).l2Prefetches()); });
   }
   Napi::Value Synchronize(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {

@@ -116,10 +116,6 @@ Context::Context(const ContextOptions& opts) : opts_(opts) {
   LOOM_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   const char* sync = std::getenv("LOOM_CUDA_SYNC");
   syncEachOp_ = sync && std::strcmp(sync, "1") == 0;
-  const char* pf = std::getenv("LOOM_CUDA_L2_PREFETCH");
-  l2Prefetch_ = !(pf && std::strcmp(pf, "0") == 0);
-  // a third of L2 (H200: 20 MB, H100: 16.7 MB): the qkv and o projections of a 1B-class model, not the MLP's
-  l2PrefetchMax_ = (size_t)props_.l2CacheSize / 3;
   attention_init((int)props_.sharedMemPerBlockOptin);
 
   if (opts.cublasMode != 2) {
@@ -313,10 +309,6 @@ void Context::freeObject(int kind, int id) {
     cudaFree(bufs[id]->ptr);
     bufs[id].reset();
   } else if (kind == 1 && id >= 0 && (size_t)id < weights.size() && weights[id]) {
-    const DeviceWeight* gone = weights[id].get();
-    if (lastMatmul_ == gone) lastMatmul_ = nullptr;
-    for (auto& w : weights)
-      if (w && w->next == gone) w->next = nullptr;
     cudaFree(weights[id]->data);
     if (weights[id]->scales) cudaFree(weights[id]->scales);
     weights[id].reset();

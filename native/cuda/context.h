@@ -27,8 +27,6 @@ struct DeviceWeight {
   size_t bytes = 0;
   void* data = nullptr;
   float* scales = nullptr;
-  /** The matmul that followed this one last time (Context::matmul learns it; a decode step repeats the order). */
-  mutable const DeviceWeight* next = nullptr;
 };
 
 struct DeviceKv {
@@ -124,8 +122,6 @@ class Context {
   bool hasGraph(long long key) const { return graphs_.count(key) != 0; }
   void dropGraphs();
   int graphCount() const { return (int)graphs_.size(); }
-  /** GEMV launches that prefetched their successor's weights into L2 (a test and benchmark hook). */
-  double l2Prefetches() const { return (double)l2Prefetches_; }
   bool capturing() const { return capturing_; }
 
   /** After an op: with LOOM_CUDA_SYNC=1 waits for it and reports an execution error by op name. */
@@ -140,12 +136,6 @@ class Context {
 
   ContextOptions opts_;
   cudaDeviceProp props_{};
-  // L2 prefetch of the next matmul's weights from the GEMV before it (context_ops.cc): the last matmul's
-  // weight, whether to prefetch (LOOM_CUDA_L2_PREFETCH=0 turns it off), and the largest weight prefetched.
-  const DeviceWeight* lastMatmul_ = nullptr;
-  bool l2Prefetch_ = true;
-  size_t l2PrefetchMax_ = 0;
-  uint64_t l2Prefetches_ = 0;
   const Cublas* blas_ = nullptr;
   cublasHandle handle_ = nullptr;
   void* blasWorkspace_ = nullptr;

@@ -30,28 +30,12 @@ void* Context::scratch(ScratchSlot slot, size_t bytes) {
   return s.ptr;
 }
 
-/** Bytes of a weight's codes or elements (its scales excluded). */
-static size_t weight_data_bytes(const WeightView& v) {
-  const size_t n = (size_t)v.N * v.Kp;
-  return v.storage == ST_F32 ? 4 * n : v.storage == ST_INT8 ? n : v.storage == ST_INT4 ? n / 2 : 2 * n;
-}
-
 void Context::matmul(float* out, const float* x, const DeviceWeight& w, const float* bias, int rows) {
   const WeightView& v = w.view;
   if (rows <= 0) return;
-  // A decode step multiplies the same matrices in the same order: each matmul records itself as the successor
-  // of the previous one, and a GEMV (memory-bound, latency-bound when the matrix is small) prefetches its
-  // successor into L2 once its own reads are done, so that the next small matrix is read from L2 while the
-  // small kernels in between (rope, KV write, attention, norms) leave DRAM idle.
-  if (lastMatmul_ && lastMatmul_ != &w) lastMatmul_->next = &w;
-  lastMatmul_ = &w;
-  const DeviceWeight* next = w.next;
-  const size_t nextBytes = next ? weight_data_bytes(next->view) : 0;
-  const bool prefetch = l2Prefetch_ && next && nextBytes <= l2PrefetchMax_;
   const bool tensorCores = v.storage == ST_BF16 && handle_ && rows >= opts_.tensorCoreMinRows;
   if (!tensorCores && rows <= GEMV_MAX_ROWS) {
-    launch_gemv(stream, out, x, v, bias, rows, prefetch ? next->data : nullptr, prefetch ? nextBytes : 0);
-    l2Prefetches_ += prefetch;
+    launch_gemv(stream, out, x, v, bias, rows);
   } else if (tensorCores) {
     void* xb = scratch(SCR_ACT_BF16, (size_t)rows * v.Kp * 2);
     launch_f32_to_bf16_padded(stream, xb, x, rows, v.K, v.Kp);

@@ -17,19 +17,6 @@ namespace {
 
 constexpr int GEMV_WARPS = 4;
 
-/** This block's share of [pf, pf + bytes) into L2: its 128-byte lines split evenly over the grid's blocks. */
-__device__ __forceinline__ void prefetch_l2_share(const char* pf, size_t bytes) {
-#ifdef __CUDA_ARCH__
-  if (!pf) return;
-  const size_t lines = (bytes + 127) / 128;
-  const size_t per = (lines + gridDim.x - 1) / gridDim.x;
-  const size_t b = (size_t)blockIdx.x * per, e = b + per < lines ? b + per : lines;
-  for (size_t l = b + threadIdx.x; l < e; l += blockDim.x) asm volatile("prefetch.global.L2 [%0];" ::"l"(pf + l * 128));
-#else
-  (void)pf, (void)bytes;  // the CPU emulation has no L2 to warm
-#endif
-}
-
 template <bool VEC>
 __device__ __forceinline__ void load_run(const float* xr, int k, int K, float v[4]) {
   if (VEC) {
@@ -53,7 +40,7 @@ __device__ __forceinline__ void load_run(const float* xr, int k, int K, float v[
 template <int FMT, int R, bool VEC, int KS>
 __global__ void __launch_bounds__(GEMV_WARPS * 32)
     gemv_kernel(float* __restrict__ out, const float* __restrict__ x, WeightView w, const float* __restrict__ bias,
-                int rows, const char* pf, size_t pfBytes) {
+                int rows) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int n = blockIdx.x * (GEMV_WARPS / KS) + warp / KS;
   if (KS == 1 && n >= w.N) return;
@@ -85,8 +72,6 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32)
       }
     }
   }
-  // the block's reads are issued and used: warm L2 with its share of the next matmul's weights
-  prefetch_l2_share(pf, pfBytes);
   const float b = bias && active ? bias[n] : 0.0f;
   if (KS == 1) {
 #pragma unroll
@@ -116,57 +101,46 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32)
   }
 }
 
-/** The prefetch range of launch_gemv, passed down to the kernel unchanged. */
-struct Prefetch {
-  const char* p;
-  size_t bytes;
-};
-
 template <int FMT, int R, int KS>
-void launch_ks(cudaStream_t s, float* out, const float* x, const WeightView& w, const float* bias, int rows,
-               Prefetch pf) {
+void launch_ks(cudaStream_t s, float* out, const float* x, const WeightView& w, const float* bias, int rows) {
   const unsigned blocks = (unsigned)ceil_div(w.N, GEMV_WARPS / KS);
   if (w.K % 4 == 0) {
-    LOOM_LAUNCH(blocks, GEMV_WARPS * 32, 0, s, gemv_kernel<FMT, R, true, KS>)(out, x, w, bias, rows, pf.p, pf.bytes);
+    LOOM_LAUNCH(blocks, GEMV_WARPS * 32, 0, s, gemv_kernel<FMT, R, true, KS>)(out, x, w, bias, rows);
   } else {
-    LOOM_LAUNCH(blocks, GEMV_WARPS * 32, 0, s, gemv_kernel<FMT, R, false, KS>)(out, x, w, bias, rows, pf.p, pf.bytes);
+    LOOM_LAUNCH(blocks, GEMV_WARPS * 32, 0, s, gemv_kernel<FMT, R, false, KS>)(out, x, w, bias, rows);
   }
 }
 
 /** One row: rows of ≥ 4096 weights are split between 2 warps, of ≥ 8192 between 4. */
 template <int FMT, int R>
-void launch_r(cudaStream_t s, float* out, const float* x, const WeightView& w, const float* bias, int rows,
-              Prefetch pf) {
+void launch_r(cudaStream_t s, float* out, const float* x, const WeightView& w, const float* bias, int rows) {
   if constexpr (R == 1) {
     const int units = w.Kp / 8;
-    if (units >= 1024) return launch_ks<FMT, 1, 4>(s, out, x, w, bias, rows, pf);
-    if (units >= 512) return launch_ks<FMT, 1, 2>(s, out, x, w, bias, rows, pf);
+    if (units >= 1024) return launch_ks<FMT, 1, 4>(s, out, x, w, bias, rows);
+    if (units >= 512) return launch_ks<FMT, 1, 2>(s, out, x, w, bias, rows);
   }
-  launch_ks<FMT, R, 1>(s, out, x, w, bias, rows, pf);
+  launch_ks<FMT, R, 1>(s, out, x, w, bias, rows);
 }
 
 template <int FMT>
-void launch_fmt(cudaStream_t s, float* out, const float* x, const WeightView& w, const float* bias, int rows,
-                Prefetch pf) {
-  if (rows <= 1) launch_r<FMT, 1>(s, out, x, w, bias, rows, pf);
-  else if (rows <= 2) launch_r<FMT, 2>(s, out, x, w, bias, rows, pf);
-  else if (rows <= 4) launch_r<FMT, 4>(s, out, x, w, bias, rows, pf);
-  else launch_r<FMT, 8>(s, out, x, w, bias, rows, pf);
+void launch_fmt(cudaStream_t s, float* out, const float* x, const WeightView& w, const float* bias, int rows) {
+  if (rows <= 1) launch_r<FMT, 1>(s, out, x, w, bias, rows);
+  else if (rows <= 2) launch_r<FMT, 2>(s, out, x, w, bias, rows);
+  else if (rows <= 4) launch_r<FMT, 4>(s, out, x, w, bias, rows);
+  else launch_r<FMT, 8>(s, out, x, w, bias, rows);
 }
 
 }  // namespace
 
-void launch_gemv(cudaStream_t s, float* out, const float* x, const WeightView& w, const float* bias, int rows,
-                 const void* pf, size_t pfBytes) {
+void launch_gemv(cudaStream_t s, float* out, const float* x, const WeightView& w, const float* bias, int rows) {
   if (rows <= 0 || w.N <= 0) return;
   if (rows > GEMV_MAX_ROWS) throw CudaError("launch_gemv: more than 8 rows");
-  const Prefetch p{static_cast<const char*>(pf), pf ? pfBytes : 0};
   switch (w.storage) {
-    case ST_F32: launch_fmt<ST_F32>(s, out, x, w, bias, rows, p); break;
-    case ST_F16: launch_fmt<ST_F16>(s, out, x, w, bias, rows, p); break;
-    case ST_BF16: launch_fmt<ST_BF16>(s, out, x, w, bias, rows, p); break;
-    case ST_INT8: launch_fmt<ST_INT8>(s, out, x, w, bias, rows, p); break;
-    default: launch_fmt<ST_INT4>(s, out, x, w, bias, rows, p);
+    case ST_F32: launch_fmt<ST_F32>(s, out, x, w, bias, rows); break;
+    case ST_F16: launch_fmt<ST_F16>(s, out, x, w, bias, rows); break;
+    case ST_BF16: launch_fmt<ST_BF16>(s, out, x, w, bias, rows); break;
+    case ST_INT8: launch_fmt<ST_INT8>(s, out, x, w, bias, rows); break;
+    default: launch_fmt<ST_INT4>(s, out, x, w, bias, rows);
   }
   check_launch("gemv_kernel");
 }

@@ -42,9 +42,7 @@ void launch_copy_blocks(cudaStream_t s, const KvView& kv, const int* src, const 
 
 // gemv.cu: out[rows, N] = x[rows, K] · Wᵀ (+ bias) for rows ≤ GEMV_MAX_ROWS, every storage, f32 math.
 constexpr int GEMV_MAX_ROWS = 8;
-// pf/pfBytes (may be null/0): a range the kernel's blocks prefetch into L2, a slice each, after their own reads.
-void launch_gemv(cudaStream_t s, float* out, const float* x, const WeightView& w, const float* bias, int rows,
-                 const void* pf = nullptr, size_t pfBytes = 0);
+void launch_gemv(cudaStream_t s, float* out, const float* x, const WeightView& w, const float* bias, int rows);
 
 // gemm_tiled.cu: the same for any rows, a 64×64 SIMT tile kernel dequantizing in registers (f32 math).
 void launch_gemm_tiled(cudaStream_t s, float* out, const float* x, const WeightView& w, const float* bias,

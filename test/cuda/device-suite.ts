@@ -10,7 +10,6 @@ import { fileURLToPath } from "node:url";
 import type { StepMeta, StorageDType } from "../../src/backends/backend.ts";
 import { CudaBackend } from "../../src/backends/cuda/cuda-backend.ts";
 import { CudaGraphBackend } from "../../src/backends/cuda/graph-backend.ts";
-import { hostF32 } from "../../src/formats/dtype.ts";
 import { loadModel } from "../../src/models/model.ts";
 import { argmax, logSumExp } from "../../src/sampler/sampler.ts";
 import { randn, StorageReference } from "../backends/conformance.ts";
@@ -70,45 +69,6 @@ export function runDeviceSuite(name: string, opts: { light?: boolean } = {}): vo
       assert.throws(() => be.argmaxRows(buf, 2, 4, new Int32Array(1)), /out shorter than rows/);
       assert.throws(() => be.argmaxRows(buf, 3, 4, new Int32Array(3)), /logits/);
       be.dispose();
-    });
-
-    test("GEMVs prefetch the matmul that followed them last time into L2, without changing results", () => {
-      const K = 256;
-      const N = [96, 64, 160];
-      const make = (be: InstanceType<typeof CudaBackend>) => {
-        const ws = N.map((n, i) => be.weight(hostF32(randn(n * K, 7 + i, 0.05), [n, K]), "bf16"));
-        const x = be.buffer(K);
-        be.write(x, randn(K, 3, 1));
-        const ys = N.map((n) => be.buffer(n));
-        return () =>
-          N.map((n, i) => {
-            be.matmul(ys[i], x, ws[i], null, 1);
-            const out = new Float32Array(n);
-            be.read(ys[i], out);
-            return out;
-          });
-      };
-      const be = new CudaBackend();
-      const round = make(be);
-      const first = round();
-      assert.equal(be.l2Prefetches, 0, "no successor is known in the first round");
-      const second = round();
-      assert.equal(be.l2Prefetches, 3, "each matmul prefetches the one after it (the last one: the first)");
-      assert.deepEqual(second, first, "the same outputs with the prefetch");
-      be.dispose();
-      const saved = process.env.LOOM_CUDA_L2_PREFETCH;
-      process.env.LOOM_CUDA_L2_PREFETCH = "0";
-      try {
-        const off = new CudaBackend();
-        const roundOff = make(off);
-        roundOff();
-        roundOff();
-        assert.equal(off.l2Prefetches, 0, "LOOM_CUDA_L2_PREFETCH=0");
-        off.dispose();
-      } finally {
-        if (saved === undefined) delete process.env.LOOM_CUDA_L2_PREFETCH;
-        else process.env.LOOM_CUDA_L2_PREFETCH = saved;
-      }
     });
 
     test("sample: inverse-CDF draws in vocabulary order after top-k / top-p / min-p, exactly where u says", () => {

@@ -99,7 +99,6 @@ export interface NativeCuda extends NativeHandleOps {
   hasGraph(key: number): boolean;
   dropGraphs(): void;
   graphCount(): number;
-  l2Prefetches(): number;
   synchronize(): void;
 }
 

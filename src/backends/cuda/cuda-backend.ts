@@ -458,11 +458,4 @@ export class CudaBackend implements Backend, GraphCapable, QuantizedWeightSink {
   graphCount(): number {
     return this.#n.graphCount();
   }
-  /**
-   * GEMV launches that prefetched the next matmul's weights into L2 (native/cuda/context_ops.cc: each matmul
-   * learns its successor; LOOM_CUDA_L2_PREFETCH=0 turns the prefetch off). A test and benchmark hook.
-   */
-  get l2Prefetches(): number {
-    return this.#n.l2Prefetches();
-  }
 }
