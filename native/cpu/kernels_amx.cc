@@ -10,7 +10,7 @@
 #define LOOM_ISA_NAME "amx"
 #define LOOM_AMX_HOOKS amx_pack_x, amx_panel, amx_block
 #define LOOM_AMX_ATTENTION 1
-// GEMV streaming as measured on Sapphire Rapids (kernels_impl.inc; the avx512 build's defaults are Zen 4's)
+// GEMV streaming as measured on Sapphire Rapids (gemv.inc; the avx512 build's defaults are Zen 4's)
 #define LOOM_GEMV_STREAMS_R1 4
 #define LOOM_GEMV_PF_ROWS 2
 #define LOOM_GEMV_PF_LOCALITY 3

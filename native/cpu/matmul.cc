@@ -1,9 +1,9 @@
 // y[rows, N] = x[rows, K] · Wᵀ (+ bias): the GEMV/GEMM driver (threading, padding, packing); the
-// arithmetic is in the ISA kernels (kernels_impl.inc).
+// arithmetic is in the ISA kernels (kernels_impl.inc and its parts).
 //
 //  rows ≤ gemvMaxRows (4; 8 on AVX-512)  GEMV: threads split the output columns; each streams its
 //            slice of W exactly once with the weights dequantized in registers (memory-bound: the goal
-//            is DRAM bandwidth; the slice is read as interleaved sequential streams, see kernels_impl.inc).
+//            is DRAM bandwidth; the slice is read as interleaved sequential streams, see gemv.inc).
 //  more rows  GEMM: activations packed k-major into tiles of MR rows (phase 1, parallel over tiles); then
 //            threads split W into panels of NR rows, dequantize a panel to f32 once (f32 weights are copied
 //            into one too) and run every row tile against it from L1/L2 (phase 2). Rows are processed in
