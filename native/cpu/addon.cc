@@ -150,7 +150,8 @@ class NativeCpu : public Napi::ObjectWrap<NativeCpu> {
     C(info).idlePrefetch = info[0].ToBoolean().Value();
     return info.Env().Undefined();
   }
-  // setVnniGemm(on): whether int8/int4 GEMMs take the VNNI kernel where it runs (matmul.cc; tests turn it off).
+  // setVnniGemm(on): whether the VNNI kernels run where they can: int4 GEMMs, and int8 weights loaded from now on
+  // in panels (matmul.cc; tests turn it off).
   Napi::Value SetVnniGemm(const Napi::CallbackInfo& info) {
     C(info).vnniGemm = info[0].ToBoolean().Value();
     return info.Env().Undefined();
@@ -215,7 +216,7 @@ class NativeCpu : public Napi::ObjectWrap<NativeCpu> {
       Fail(info, "weightQuantized: data shorter than its shape");
     const uint8_t* qp = (const uint8_t*)q.ArrayBuffer().Data() + q.ByteOffset();
     const float* sp = (const float*)((const uint8_t*)scales.ArrayBuffer().Data() + scales.ByteOffset());
-    return Keep(info, c.weights, "weightQuantized", [&] { return make_weight_quantized(storage, rows, cols, qp, sp); });
+    return Keep(info, c.weights, "weightQuantized", [&] { return make_weight_quantized(c, storage, rows, cols, qp, sp); });
   }
 
   Napi::Value WeightBytes(const Napi::CallbackInfo& info) {

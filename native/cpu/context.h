@@ -88,9 +88,12 @@ struct Context {
   const WeightT* lastGemv = nullptr;
   bool idlePrefetch = true;
   std::atomic<uint64_t> idlePrefetches{0};
-  /** int8/int4 GEMMs on the VNNI kernel where the build and CPU have it (off: the f32 panels, for tests). */
+  /** The VNNI kernels where the build and CPU have them: int4 GEMMs, and int8 weights loaded from then on in
+   * panels (off: int4 and row-major int8 GEMMs on the f32 panels, the path of AVX-512 CPUs without VNNI). */
   bool vnniGemm = true;
-  bool useVnniGemm() const { return vnniGemm && K->i8Tile && cpu_supports_avx512_vnni(); }
+  bool useVnniGemm() const { return vnniGemm && K->q4Tile && cpu_supports_avx512_vnni(); }
+  /** int8 weights loaded from now on go into 16-row panels (MatW) for i8_panels.inc's GEMV/GEMM. */
+  bool useI8Panels() const { return useVnniGemm() && K->i8pRows; }
 
   /** Drops every reference to `w` (before it is freed). */
   void forgetWeight(const WeightT* w) {
@@ -121,7 +124,7 @@ struct Context {
 /** quant.cc: converts a checkpoint tensor into a native weight (quantizing if asked). */
 WeightT* make_weight(Context& c, const uint8_t* src, int srcDtype, int rows, int cols, int storage);
 /** An int8/int4 matrix from codes and scales laid out as src/formats/quant.ts describes (no rounding). */
-WeightT* make_weight_quantized(int storage, int rows, int cols, const void* q, const float* scales);
+WeightT* make_weight_quantized(Context& c, int storage, int rows, int cols, const void* q, const float* scales);
 
 void matmul(Context& c, float* y, const float* x, const WeightT& w, const float* bias, int rows);
 

@@ -7,13 +7,14 @@
 //  more rows  GEMM: activations packed k-major into tiles of MR rows (phase 1, parallel over tiles); then
 //            threads split W into panels of NR rows, dequantize a panel to f32 once (f32 weights are copied
 //            into one too) and run every row tile against it from L1/L2 (phase 2). Rows are processed in
-//            chunks whose packed activations stay within ~1 MB (L2). With AMX: tile GEMM (below). int8
-//            and int4 weights on AVX512-VNNI CPUs without AMX: the same panels as int16 codes against
-//            int16-quantized activations (vnni_gemm.inc: 32 multiply-adds a vpdpwssd; on Zen 4 1.7x (int8)
-//            and 1.6x (int4) the f32 panels).
-//  Arithmetic is f32 with f32 activations, except int8 on AVX-512 (GEMV, and int8/int4 GEMM with VNNI:
-//  int16 activations) and the AMX tiles (activations split into bf16 terms; int8/int4 weights and activations
-//  rounded to bf16): see the accuracy notes in cpu-backend.ts and amx_gemm.inc.
+//            chunks whose packed activations stay within ~1 MB (L2). With AMX: tile GEMM (below). int4
+//            weights on AVX512-VNNI CPUs without AMX: the same panels as int16 codes against int16-quantized
+//            activations (vnni_gemm.inc: 32 multiply-adds a vpdpwssd; on Zen 4 1.6x the f32 panels).
+//  int8 weights on AVX512-VNNI CPUs without AMX are stored in 16-row panels, and one kernel (i8_panels.inc)
+//  does their GEMV and GEMM with the same arithmetic, so a row's output does not depend on the batch.
+//  Arithmetic is f32 with f32 activations, except int8 on AVX-512 (GEMV, and int8 panels and the int4 GEMM
+//  with VNNI: int16 activations) and the AMX tiles (activations split into bf16 terms; int8/int4 weights and
+//  activations rounded to bf16): see the accuracy notes in cpu-backend.ts and amx_gemm.inc.
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -81,7 +82,9 @@ const IdleWork* gemv_idle_prefetch(Context& c, const WeightT& w, int rows, int n
   if (!c.idlePrefetch || nt < 2 || !next) return nullptr;
   const MatW& n = next->mat;
   const int parts = (int)std::min<long>(nt, (n.N + kGemvAlign - 1) / kGemvAlign);
-  const GemvPrefetch p{(const char*)n.data, n.N, n.rowBytes, parts, c.K->gemvStreams(rows), &c.idlePrefetches};
+  // a panel weight's thread share is one range (its panels in order): prefetched as one stream
+  const int streams = n.panels ? 1 : c.K->gemvStreams(rows);
+  const GemvPrefetch p{(const char*)n.data, n.N, n.rowBytes, parts, streams, &c.idlePrefetches};
   out->run = gemv_prefetch;
   std::memcpy(out->args, &p, sizeof p);
   return out;
@@ -189,6 +192,37 @@ void gemm_panels(Context& c, const MatW& w, int rows, int NR, size_t tileFloats,
     c.pool->parallelFor(panels, 1, nt, gemm);
   }
 }
+/**
+ * int8 weights in panels (i8_panels.inc), any number of rows: activation rows quantized to int16 (one gemvPrep
+ * row each, in chunks of ~1 MB, in parallel when there are many), then threads split the output rows as the
+ * GEMV does (16-row chunks, so whole panels) and multiply their panels with every row of the chunk.
+ */
+void matmul_i8_panels(Context& c, float* y, const float* x, const WeightT& w, const float* bias, int rows) {
+  const MatW& m = w.mat;
+  const KernelTable* Kt = c.K;
+  const int N = m.N, K = m.K, Kp = m.Kp;
+  const size_t xstride = (size_t)Kp / 2 + Kp / QGROUP;  // floats of one prepared row: int16 codes, then scales
+  const int chunk = std::max(Kt->gemvMaxRows, (int)(kPackedBytes / (xstride * 4)));
+  const int nt = threads_for(c, (double)N * Kp * rows);
+  for (int m0 = 0; m0 < rows; m0 += chunk) {
+    const int mRows = std::min(rows - m0, chunk);
+    float* xp = c.xpad.floats((size_t)mRows * xstride);
+    auto prep = [&](long b, long e, int) {
+      for (long r = b; r < e; r++) Kt->gemvPrep(ST_INT8, x + (size_t)(m0 + r) * K, K, K, Kp, 1, xp + r * xstride);
+    };
+    if (mRows <= Kt->gemvMaxRows)
+      prep(0, mRows, 0);
+    else
+      c.pool->parallelFor(mRows, 1, nt, prep);
+    auto job = [&](long b, long e, int) {
+      Kt->i8pRows(m, xp, xstride, mRows, y + (size_t)m0 * N, N, bias, (int)b, (int)e);
+    };
+    IdleWork idle;
+    const IdleWork* next = rows <= Kt->gemvMaxRows ? gemv_idle_prefetch(c, w, rows, nt, &idle) : nullptr;
+    c.pool->parallelFor(N, kGemvAlign, nt, job, kGemvSplit, next);
+  }
+}
+
 }  // namespace
 
 void matmul(Context& c, float* y, const float* x, const WeightT& w, const float* bias, int rows) {
@@ -196,6 +230,10 @@ void matmul(Context& c, float* y, const float* x, const WeightT& w, const float*
   const int N = m.N, K = m.K, Kp = m.Kp;
   const KernelTable* Kt = c.K;
   if (rows <= 0) return;
+  if (m.panels) {
+    matmul_i8_panels(c, y, x, w, bias, rows);
+    return;
+  }
   if (rows <= Kt->gemvMaxRows) {
     float* xp = c.xpad.floats(gemv_prep_floats(rows, Kp));
     Kt->gemvPrep(m.storage, x, K, K, Kp, rows, xp);
@@ -214,13 +252,13 @@ void matmul(Context& c, float* y, const float* x, const WeightT& w, const float*
   }
 
   const int MR = Kt->gemmMR;
-  if ((m.storage == ST_INT8 || m.storage == ST_INT4) && c.useVnniGemm()) {
+  if (m.storage == ST_INT4 && c.useVnniGemm()) {
     gemm_panels(
-        c, m, rows, I8_NR, i8_tile_floats(Kp, MR), i8_panel_floats(Kp),
-        [&](int m0, int r, float* dst) { Kt->i8PackX(x, K, K, Kp, m0, r, reinterpret_cast<int32_t*>(dst)); },
-        [&](int n0, int cols, float* p) { Kt->i8Panel(m, n0, cols, reinterpret_cast<int16_t*>(p)); },
+        c, m, rows, Q4_NR, q4_tile_floats(Kp, MR), q4_panel_floats(Kp),
+        [&](int m0, int r, float* dst) { Kt->q4PackX(x, K, K, Kp, m0, r, reinterpret_cast<int32_t*>(dst)); },
+        [&](int n0, int cols, float* p) { Kt->q4Panel(m, n0, cols, reinterpret_cast<int16_t*>(p)); },
         [&](const float* xt, const float* p, int m0, int n0, int r, int cols) {
-          Kt->i8Tile(m.storage, reinterpret_cast<const int32_t*>(xt), Kp, reinterpret_cast<const int16_t*>(p),
+          Kt->q4Tile(reinterpret_cast<const int32_t*>(xt), Kp, reinterpret_cast<const int16_t*>(p),
                      y + (size_t)m0 * N + n0, N, r, cols, bias ? bias + n0 : nullptr);
         });
     return;

@@ -7,6 +7,7 @@
 
 #include <cstring>
 #include <new>
+#include <vector>
 
 #include "context.h"
 
@@ -28,22 +29,39 @@ void read_row(const uint8_t* src, int dtype, size_t i0, int n, float* out) {
   }
 }
 
-/** A matrix weight with zeroed, padded storage for `storage` (rows of Kp = cols rounded up to 32). */
-WeightT* alloc_matrix(int rows, int cols, int storage) {
+/** A matrix weight with zeroed, padded storage for `storage` (rows of Kp = cols rounded up to 32; int8 in
+ * 16-row panels where the context multiplies those, MatW). */
+WeightT* alloc_matrix(const Context& c, int rows, int cols, int storage) {
   auto* w = new WeightT();
   w->isVector = false;
   const int K = cols, Kp = round_up(cols, QGROUP);
-  const size_t rowBytes = mat_row_bytes(storage, Kp);
-  w->data = aligned_zalloc((size_t)rows * rowBytes);
+  const bool panels = storage == ST_INT8 && c.useI8Panels();
+  const size_t rowBytes = panels ? (size_t)Kp / QGROUP * (I8P_GROUP_BYTES / I8P_ROWS) : mat_row_bytes(storage, Kp);
+  const size_t allocRows = panels ? (size_t)round_up(rows, I8P_ROWS) : (size_t)rows;
+  w->data = aligned_zalloc(allocRows * rowBytes);
   if (!w->data) {
     delete w;
     throw std::bad_alloc();
   }
-  w->bytes = (size_t)rows * rowBytes;
+  w->bytes = allocRows * rowBytes;
   const bool quantized = storage == ST_INT8 || storage == ST_INT4;
-  const void* scales = quantized ? (const char*)w->data + mat_code_bytes(storage, Kp) : nullptr;
-  w->mat = MatW{storage, rows, K, Kp, w->data, scales, rowBytes};
+  const void* scales = quantized && !panels ? (const char*)w->data + mat_code_bytes(storage, Kp) : nullptr;
+  w->mat = MatW{storage, rows, K, Kp, w->data, scales, rowBytes, panels};
   return w;
+}
+
+/** Row r's int8 codes q[Kp] and f16 scales d[Kp/32] into a panel weight (MatW's layout). */
+void store_panel_row(const MatW& m, int r, const int8_t* q, const uint16_t* d) {
+  char* pan = const_cast<char*>(mat_panel(m, (size_t)r / I8P_ROWS));
+  const int i = r % I8P_ROWS, G = m.Kp / QGROUP;
+  for (int g = 0; g < G; g++) {
+    char* blk = pan + (size_t)g * I8P_GROUP_BYTES;
+    for (int j = 0; j < QGROUP / 2; j++) {
+      blk[32 * j + 2 * i] = (char)q[g * QGROUP + 2 * j];
+      blk[32 * j + 2 * i + 1] = (char)q[g * QGROUP + 2 * j + 1];
+    }
+    std::memcpy(blk + 512 + 2 * i, d + g, 2);
+  }
 }
 
 }  // namespace
@@ -64,15 +82,24 @@ WeightT* make_weight(Context& c, const uint8_t* src, int srcDtype, int rows, int
     w->mat.data = w->data;
     return w;
   }
-  WeightT* w = alloc_matrix(rows, cols, storage);
+  WeightT* w = alloc_matrix(c, rows, cols, storage);
   const MatW& m = w->mat;
   const int K = cols, Kp = m.Kp;
-  c.reserveThreadScratch((size_t)Kp);
+  // f32 row, then (panels) the row's int8 codes and f16 scales before they are scattered into its panel
+  const size_t scratch = (size_t)Kp + (m.panels ? (size_t)Kp / 4 + Kp / QGROUP : 0);
+  c.reserveThreadScratch(scratch);
   auto job = [&](long r0, long r1, int tid) {
-    float* tmp = c.threadScratch(tid, (size_t)Kp);
+    float* tmp = c.threadScratch(tid, scratch);
     for (long r = r0; r < r1; r++) {
       read_row(src, srcDtype, (size_t)r * K, K, tmp);
       for (int k = K; k < Kp; k++) tmp[k] = 0.0f;
+      if (m.panels) {
+        int8_t* q = reinterpret_cast<int8_t*>(tmp + Kp);
+        uint16_t* d = reinterpret_cast<uint16_t*>(q + Kp);
+        c.K->quantInt8Row(tmp, K, Kp, q, d);
+        store_panel_row(m, (int)r, q, d);
+        continue;
+      }
       void* row = const_cast<char*>(mat_row<char>(m, r));
       switch (storage) {
         case ST_F32: std::memcpy(row, tmp, (size_t)Kp * 4); break;
@@ -95,11 +122,21 @@ WeightT* make_weight(Context& c, const uint8_t* src, int srcDtype, int rows, int
   return w;
 }
 
-WeightT* make_weight_quantized(int storage, int rows, int cols, const void* q, const float* scales) {
-  WeightT* w = alloc_matrix(rows, cols, storage);
+WeightT* make_weight_quantized(Context& c, int storage, int rows, int cols, const void* q, const float* scales) {
+  WeightT* w = alloc_matrix(c, rows, cols, storage);
   const MatW& m = w->mat;
   const int G = m.Kp / QGROUP;
   const int scaleFloats = storage == ST_INT8 ? G : 2 * G;  // per row
+  if (m.panels) {
+    std::vector<int8_t> codes((size_t)m.Kp, 0);
+    std::vector<uint16_t> d((size_t)G);
+    for (int r = 0; r < rows; r++) {
+      std::memcpy(codes.data(), (const int8_t*)q + (size_t)r * cols, (size_t)cols);
+      for (int g = 0; g < G; g++) d[g] = f32_to_f16(scales[(size_t)r * scaleFloats + g]);
+      store_panel_row(m, r, codes.data(), d.data());
+    }
+    return w;
+  }
   for (int r = 0; r < rows; r++) {
     char* row = const_cast<char*>(mat_row<char>(m, r));
     if (storage == ST_INT8) {

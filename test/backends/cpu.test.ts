@@ -187,6 +187,53 @@ if (skip) {
       b.dispose();
     });
 
+    test("int8 matmul on AVX512-VNNI (weights in 16-row panels): each row's output is the same, bit for bit, alone (GEMV) and in any batch (GEMM)", (t) => {
+      const b = new CpuBackend({ threads: 2 });
+      try {
+        if (!b.describe().includes("+ VNNI")) {
+          t.skip("int8 panels need AVX512-VNNI (elsewhere the GEMV and the GEMM round differently)");
+          return;
+        }
+        const wave = (i: number, f: number) => Math.sin(i * f) * (1 + (i % 7));
+        for (const [N, K] of [
+          [45, 100], // a partial panel and a K tail
+          [96, 64],
+          [130, 960],
+        ]) {
+          const w = b.weight(
+            hostF32(
+              Float32Array.from({ length: N * K }, (_, i) => wave(i, 0.37)),
+              [N, K],
+            ),
+            "int8",
+          );
+          const bias = b.weight(
+            hostF32(
+              Float32Array.from({ length: N }, (_, i) => wave(i, 1.3)),
+              [N],
+            ),
+            "f32",
+          );
+          const ROWS = 40;
+          const xs = Float32Array.from({ length: ROWS * K }, (_, i) => wave(i, 0.91) * 0.1);
+          const run = (rows: number) => {
+            const x = b.buffer(rows * K);
+            b.write(x, xs.subarray(0, rows * K));
+            const y = b.buffer(rows * N);
+            b.matmul(y, x, w, bias, rows);
+            const out = new Float32Array(rows * N);
+            b.read(y, out);
+            return out;
+          };
+          const all = run(ROWS);
+          for (const rows of [1, 2, 3, 7, 8, 9, 13])
+            assert.deepEqual(run(rows), all.subarray(0, rows * N), `${N}x${K}, ${rows} rows`);
+        }
+      } finally {
+        b.dispose();
+      }
+    });
+
     test("weightQuantized stores quant.ts codes as they are: the same products as quantizing at load", () => {
       const b = new CpuBackend({ threads: 2 });
       // int8: a group whose largest value is 127·2⁻⁶ has the scale 2⁻⁶ (exact in f16), so (k + ½)·2⁻⁶ is
