@@ -6,6 +6,7 @@
 #include <math.h>
 
 #include <cstring>
+#include <algorithm>
 #include <new>
 #include <vector>
 
@@ -50,19 +51,23 @@ WeightT* alloc_matrix(const Context& c, int rows, int cols, int storage) {
   return w;
 }
 
-/** Row r's int8 codes q[Kp] and f16 scales d[Kp/32] into a panel weight (MatW's layout). */
-void store_panel_row(const MatW& m, int r, const int8_t* q, const uint16_t* d) {
-  char* pan = const_cast<char*>(mat_panel(m, (size_t)r / I8P_ROWS));
-  const int i = r % I8P_ROWS, G = m.Kp / QGROUP;
+/**
+ * Panel p of an int8 panel weight (MatW's layout) from its rows' codes q[i·Kp …] and f16 scales d[i·G …],
+ * i < I8P_ROWS (rows past N zero). A whole panel at a time, so that threads never write the same cache lines.
+ */
+void store_panel(const MatW& m, size_t p, const int8_t* q, const uint16_t* d) {
+  const int Kp = m.Kp, G = Kp / QGROUP;
+  char* pan = const_cast<char*>(mat_panel(m, p));
   for (int g = 0; g < G; g++) {
     char* blk = pan + (size_t)g * I8P_GROUP_BYTES;
-    for (int j = 0; j < QGROUP / 2; j++) {
-      blk[32 * j + 2 * i] = (char)q[g * QGROUP + 2 * j];
-      blk[32 * j + 2 * i + 1] = (char)q[g * QGROUP + 2 * j + 1];
-    }
-    std::memcpy(blk + 512 + 2 * i, d + g, 2);
+    for (int j = 0; j < QGROUP / 2; j++)
+      for (int i = 0; i < I8P_ROWS; i++) std::memcpy(blk + 32 * j + 2 * i, q + (size_t)i * Kp + g * QGROUP + 2 * j, 2);
+    for (int i = 0; i < I8P_ROWS; i++) std::memcpy(blk + 512 + 2 * i, d + (size_t)i * G + g, 2);
   }
 }
+
+/** Bytes of one panel's staging rows for store_panel: codes and scales of I8P_ROWS rows. */
+size_t panel_stage_bytes(int Kp) { return (size_t)I8P_ROWS * ((size_t)Kp + 2 * ((size_t)Kp / QGROUP)); }
 
 }  // namespace
 
@@ -85,21 +90,34 @@ WeightT* make_weight(Context& c, const uint8_t* src, int srcDtype, int rows, int
   WeightT* w = alloc_matrix(c, rows, cols, storage);
   const MatW& m = w->mat;
   const int K = cols, Kp = m.Kp;
-  // f32 row, then (panels) the row's int8 codes and f16 scales before they are scattered into its panel
-  const size_t scratch = (size_t)Kp + (m.panels ? (size_t)Kp / 4 + Kp / QGROUP : 0);
-  c.reserveThreadScratch(scratch);
+  if (m.panels) {
+    // a panel's 16 rows quantized into the thread's scratch (after the f32 row), then written as the panel
+    const int G = Kp / QGROUP;
+    const size_t scratch = (size_t)Kp + panel_stage_bytes(Kp) / 4 + 1;
+    c.reserveThreadScratch(scratch);
+    auto panels = [&](long p0, long p1, int tid) {
+      float* tmp = c.threadScratch(tid, scratch);
+      int8_t* q = reinterpret_cast<int8_t*>(tmp + Kp);
+      uint16_t* d = reinterpret_cast<uint16_t*>(q + (size_t)I8P_ROWS * Kp);
+      for (long p = p0; p < p1; p++) {
+        std::memset(q, 0, panel_stage_bytes(Kp));
+        for (int i = 0; i < I8P_ROWS && p * I8P_ROWS + i < rows; i++) {
+          read_row(src, srcDtype, (size_t)(p * I8P_ROWS + i) * K, K, tmp);
+          for (int k = K; k < Kp; k++) tmp[k] = 0.0f;
+          c.K->quantInt8Row(tmp, K, Kp, q + (size_t)i * Kp, d + (size_t)i * G);
+        }
+        store_panel(m, (size_t)p, q, d);
+      }
+    };
+    c.pool->parallelFor((rows + I8P_ROWS - 1) / I8P_ROWS, 1, threads_for(c, (double)rows * K), panels);
+    return w;
+  }
+  c.reserveThreadScratch((size_t)Kp);
   auto job = [&](long r0, long r1, int tid) {
-    float* tmp = c.threadScratch(tid, scratch);
+    float* tmp = c.threadScratch(tid, (size_t)Kp);
     for (long r = r0; r < r1; r++) {
       read_row(src, srcDtype, (size_t)r * K, K, tmp);
       for (int k = K; k < Kp; k++) tmp[k] = 0.0f;
-      if (m.panels) {
-        int8_t* q = reinterpret_cast<int8_t*>(tmp + Kp);
-        uint16_t* d = reinterpret_cast<uint16_t*>(q + Kp);
-        c.K->quantInt8Row(tmp, K, Kp, q, d);
-        store_panel_row(m, (int)r, q, d);
-        continue;
-      }
       void* row = const_cast<char*>(mat_row<char>(m, r));
       switch (storage) {
         case ST_F32: std::memcpy(row, tmp, (size_t)Kp * 4); break;
@@ -128,12 +146,17 @@ WeightT* make_weight_quantized(Context& c, int storage, int rows, int cols, cons
   const int G = m.Kp / QGROUP;
   const int scaleFloats = storage == ST_INT8 ? G : 2 * G;  // per row
   if (m.panels) {
-    std::vector<int8_t> codes((size_t)m.Kp, 0);
-    std::vector<uint16_t> d((size_t)G);
-    for (int r = 0; r < rows; r++) {
-      std::memcpy(codes.data(), (const int8_t*)q + (size_t)r * cols, (size_t)cols);
-      for (int g = 0; g < G; g++) d[g] = f32_to_f16(scales[(size_t)r * scaleFloats + g]);
-      store_panel_row(m, r, codes.data(), d.data());
+    std::vector<int8_t> stage(panel_stage_bytes(m.Kp));
+    int8_t* codes = stage.data();
+    uint16_t* d = reinterpret_cast<uint16_t*>(codes + (size_t)I8P_ROWS * m.Kp);
+    for (int p = 0; p * I8P_ROWS < rows; p++) {
+      std::fill(stage.begin(), stage.end(), 0);
+      for (int i = 0; i < I8P_ROWS && p * I8P_ROWS + i < rows; i++) {
+        const int r = p * I8P_ROWS + i;
+        std::memcpy(codes + (size_t)i * m.Kp, (const int8_t*)q + (size_t)r * cols, (size_t)cols);
+        for (int g = 0; g < G; g++) d[(size_t)i * G + g] = f32_to_f16(scales[(size_t)r * scaleFloats + g]);
+      }
+      store_panel(m, (size_t)p, codes, d);
     }
     return w;
   }
