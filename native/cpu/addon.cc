@@ -54,7 +54,7 @@ class NativeCpu : public Napi::ObjectWrap<NativeCpu> {
                            InstanceMethod("copyBlocks", &NativeCpu::CopyBlocks),
                            InstanceMethod("probeBandwidth", &NativeCpu::ProbeBandwidth),
                            InstanceMethod("setIdlePrefetch", &NativeCpu::SetIdlePrefetch),
-                           InstanceMethod("setVnniGemm", &NativeCpu::SetVnniGemm),
+                           InstanceMethod("setQuantPanels", &NativeCpu::SetQuantPanels),
                            InstanceMethod("idlePrefetches", &NativeCpu::IdlePrefetches),
                        });
   }
@@ -139,7 +139,7 @@ class NativeCpu : public Napi::ObjectWrap<NativeCpu> {
 
   Napi::Value Describe(const Napi::CallbackInfo& info) {
     Context& c = C(info);
-    return Napi::String::New(info.Env(), std::string("native CPU (") + c.K->name + (c.useVnniGemm() ? " + VNNI" : "") +
+    return Napi::String::New(info.Env(), std::string("native CPU (") + c.K->name + (c.useQuantPanels() ? " + VNNI" : "") +
                                              ", " + std::to_string(c.pool->size()) + " threads)");
   }
   Napi::Value Isa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), C(info).K->name); }
@@ -150,10 +150,10 @@ class NativeCpu : public Napi::ObjectWrap<NativeCpu> {
     C(info).idlePrefetch = info[0].ToBoolean().Value();
     return info.Env().Undefined();
   }
-  // setVnniGemm(on): whether the VNNI kernels run where they can: int4 GEMMs, and int8 weights loaded from now on
-  // in panels (matmul.cc; tests turn it off).
-  Napi::Value SetVnniGemm(const Napi::CallbackInfo& info) {
-    C(info).vnniGemm = info[0].ToBoolean().Value();
+  // setQuantPanels(on): whether int8/int4 weights loaded from now on go into panels for the VNNI kernel where it
+  // runs (quant.cc, matmul.cc; tests turn it off).
+  Napi::Value SetQuantPanels(const Napi::CallbackInfo& info) {
+    C(info).quantPanels = info[0].ToBoolean().Value();
     return info.Env().Undefined();
   }
   // idlePrefetches() → how many times a helper started prefetching a next matrix.

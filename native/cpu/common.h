@@ -34,12 +34,16 @@ static inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
  * sequential range per row instead of two (separate scale arrays: 4–6% slower over the 360M shape's GEMVs).
  * Row n starts at data + n·rowBytes; `scales` points at row 0's scales, row n's are rowBytes further.
  *
- * int8 in panels (`panels` set; the avx512 build on AVX512-VNNI CPUs, i8_panels.inc): rows in panels of
- * I8P_ROWS = 16 (the last one padded with zero rows), a panel's Kp/32 groups one after another, each
- * I8P_GROUP_BYTES = 544 bytes: 16 chunks of 32 codes (chunk j: columns 2j and 2j+1 of rows 0..15, row i's at
- * bytes 2i and 2i+1) and then the 16 rows' f16 scales. A vector of 16 int16 pairs is then one row each, so a
- * group's 16 row sums come out of 16 vpdpwssd without a horizontal add. rowBytes = 34·Kp/32 (panel p is the
- * rows [16p, 16p+16) × rowBytes bytes from p·16·rowBytes), `scales` is null.
+ * int8 and int4 in panels (`panels` set; the avx512 build on AVX512-VNNI CPUs, quant_panels.inc): rows in
+ * panels of QP_ROWS = 16 (the last one padded with zero rows), a panel's Kp/32 groups one after another, each
+ * 16 chunks of the group's columns 2j and 2j+1 for the 16 rows (row i's codes at positions 2i and 2i+1), then
+ * the 16 rows' scales:
+ *   int8 (544 bytes a group): chunk j = 32 bytes at 32j; then 16 f16 d
+ *   int4 (384 bytes a group): chunks 2b and 2b+1 share the 32 bytes at 32b, chunk 2b in the low nibbles and
+ *        2b+1 in the high ones; then 16 f32 d and 16 f32 m
+ * A vector of 16 int16 pairs is then one row each, so a group's 16 row sums come out of 16 vpdpwssd without a
+ * horizontal add. rowBytes = a group's bytes / 16 · Kp/32 (panel p is the rows [16p, 16p+16) × rowBytes bytes
+ * from p·16·rowBytes), `scales` is null.
  */
 struct MatW {
   int storage;
@@ -50,12 +54,12 @@ struct MatW {
   bool panels = false;
 };
 
-/** The int8 panel layout (MatW): rows per panel and bytes per group of a panel. */
-constexpr int I8P_ROWS = 16;
-constexpr size_t I8P_GROUP_BYTES = 544;
+/** The panel layout (MatW): rows per panel and bytes per group of a panel. */
+constexpr int QP_ROWS = 16;
+constexpr size_t QP_GROUP_BYTES_INT8 = 544, QP_GROUP_BYTES_INT4 = 384;
 /** Panel p's first group. */
 static inline const char* mat_panel(const MatW& w, size_t p) {
-  return static_cast<const char*>(w.data) + p * I8P_ROWS * w.rowBytes;
+  return static_cast<const char*>(w.data) + p * QP_ROWS * w.rowBytes;
 }
 
 /** Bytes of one stored row of a matrix with Kp columns (codes and, for int8/int4, its scales). */
@@ -203,27 +207,16 @@ struct KernelTable {
    */
   void (*amxBlock)(const MatW& w, const uint16_t* a, int lda, const AmxX& x, float* y, int ldy, int cols,
                    const float* bias, const char* pf, size_t pfBytes);
-  // ---- AVX512-VNNI (nullptr in the other builds; used only where cpu_supports_avx512_vnni()): the int4 GEMM
-  // (vnni_gemm.inc; tiles of MR activation rows × Q4_NR weight rows) and int8 in panels (i8_panels.inc).
-  /** Rows [m0, m0+rows) (≤ MR) of x as int16 codes, group scales and group sums: q4_tile_floats(Kp, MR). */
-  void (*q4PackX)(const float* x, int ldx, int K, int Kp, int m0, int rows, int32_t* dst);
-  /** int4 weight rows [n0, n0+cnt) (≤ Q4_NR) as int16 codes, f32 scales and minima: q4_panel_floats(Kp) floats. */
-  void (*q4Panel)(const MatW& w, int n0, int cnt, int16_t* dst);
-  /** y[r*ldy + c] = x[r]·W[c] (+bias[c]) for r < rows, c < cols: one packed tile against one panel. */
-  void (*q4Tile)(const int32_t* xt, int Kp, const int16_t* panel, float* y, int ldy, int rows, int cols,
-                 const float* bias);
+  // ---- AVX512-VNNI (quant_panels.inc; nullptr in the other builds; used only where cpu_supports_avx512_vnni())
   /**
-   * int8 weights in panels (MatW.panels), GEMV and GEMM alike: y[r*ldy + n] = x[r]·W[n] (+bias[n]) for r < rows,
+   * int8/int4 weights in panels (MatW.panels), GEMV and GEMM alike: y[r*ldy + n] = x[r]·W[n] (+bias[n]) for r < rows,
    * n in [n0, n1) (n0 a multiple of 16); activation row r at xp + r·xstride as gemvPrep(ST_INT8) writes one row
-   * (Kp int16 codes, then Kp/32 scales). Every output is computed the same way whatever `rows` is.
+   * (Kp int16 codes, then Kp/32 scales), for int4 followed by Kp/32 sums (scale · Σ codes) of its groups. Every
+   * output is computed the same way whatever `rows` is.
    */
-  void (*i8pRows)(const MatW& w, const float* xp, size_t xstride, int rows, float* y, int ldy, const float* bias,
-                  int n0, int n1);
+  void (*qpRows)(const MatW& w, const float* xp, size_t xstride, int rows, float* y, int ldy, const float* bias,
+                 int n0, int n1);
 };
-/** Weight rows per panel of the VNNI int4 GEMM, and the floats of its packed tile and panel. */
-constexpr int Q4_NR = 6;
-static inline size_t q4_tile_floats(int Kp, int MR) { return ((size_t)Kp / 2 + 2 * ((size_t)Kp / QGROUP)) * MR; }
-static inline size_t q4_panel_floats(int Kp) { return ((size_t)Kp / 2 + 2 * ((size_t)Kp / QGROUP)) * Q4_NR; }
 
 /** The AMX GEMM handles these storages (others use the AVX-512 GEMM). */
 static inline bool amx_storage(int storage) {

@@ -88,12 +88,10 @@ struct Context {
   const WeightT* lastGemv = nullptr;
   bool idlePrefetch = true;
   std::atomic<uint64_t> idlePrefetches{0};
-  /** The VNNI kernels where the build and CPU have them: int4 GEMMs, and int8 weights loaded from then on in
-   * panels (off: int4 and row-major int8 GEMMs on the f32 panels, the path of AVX-512 CPUs without VNNI). */
-  bool vnniGemm = true;
-  bool useVnniGemm() const { return vnniGemm && K->q4Tile && cpu_supports_avx512_vnni(); }
-  /** int8 weights loaded from now on go into 16-row panels (MatW) for i8_panels.inc's GEMV/GEMM. */
-  bool useI8Panels() const { return useVnniGemm() && K->i8pRows; }
+  /** int8/int4 weights loaded from then on go into panels for quant_panels.inc where the build and CPU have it
+   * (off: row-major, the GEMV and f32 panel GEMM of AVX-512 CPUs without VNNI, for tests). */
+  bool quantPanels = true;
+  bool useQuantPanels() const { return quantPanels && K->qpRows && cpu_supports_avx512_vnni(); }
 
   /** Drops every reference to `w` (before it is freed). */
   void forgetWeight(const WeightT* w) {

@@ -7,7 +7,7 @@
 #include "common.h"
 
 #define LOOM_ISA_NAME "avx512"
-#define LOOM_VNNI_GEMM 1  // the int8 GEMM for AVX512-VNNI CPUs (vnni_gemm.inc); the AMX build has its own
+#define LOOM_VNNI_GEMM 1  // int8/int4 panels for AVX512-VNNI CPUs (quant_panels.inc); the AMX build has its own GEMM
 namespace loom {
 namespace isa_avx512 {
 namespace {

@@ -7,14 +7,13 @@
 //  more rows  GEMM: activations packed k-major into tiles of MR rows (phase 1, parallel over tiles); then
 //            threads split W into panels of NR rows, dequantize a panel to f32 once (f32 weights are copied
 //            into one too) and run every row tile against it from L1/L2 (phase 2). Rows are processed in
-//            chunks whose packed activations stay within ~1 MB (L2). With AMX: tile GEMM (below). int4
-//            weights on AVX512-VNNI CPUs without AMX: the same panels as int16 codes against int16-quantized
-//            activations (vnni_gemm.inc: 32 multiply-adds a vpdpwssd; on Zen 4 1.6x the f32 panels).
-//  int8 weights on AVX512-VNNI CPUs without AMX are stored in 16-row panels, and one kernel (i8_panels.inc)
-//  does their GEMV and GEMM with the same arithmetic, so a row's output does not depend on the batch.
-//  Arithmetic is f32 with f32 activations, except int8 on AVX-512 (GEMV, and int8 panels and the int4 GEMM
-//  with VNNI: int16 activations) and the AMX tiles (activations split into bf16 terms; int8/int4 weights and
-//  activations rounded to bf16): see the accuracy notes in cpu-backend.ts and amx_gemm.inc.
+//            chunks whose packed activations stay within ~1 MB (L2). With AMX: tile GEMM (below).
+//  int8 and int4 weights on AVX512-VNNI CPUs without AMX are stored in 16-row panels, and one kernel
+//  (quant_panels.inc) does their GEMV and GEMM with the same arithmetic, so a row's output does not depend on
+//  the batch.
+//  Arithmetic is f32 with f32 activations, except int8 on AVX-512 (GEMV, and the int8/int4 panels with VNNI:
+//  int16 activations) and the AMX tiles (activations split into bf16 terms; int8/int4 weights and activations
+//  rounded to bf16): see the accuracy notes in cpu-backend.ts and amx_gemm.inc.
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -193,29 +192,43 @@ void gemm_panels(Context& c, const MatW& w, int rows, int NR, size_t tileFloats,
   }
 }
 /**
- * int8 weights in panels (i8_panels.inc), any number of rows: activation rows quantized to int16 (one gemvPrep
- * row each, in chunks of ~1 MB, in parallel when there are many), then threads split the output rows as the
- * GEMV does (16-row chunks, so whole panels) and multiply their panels with every row of the chunk.
+ * int8/int4 weights in panels (quant_panels.inc), any number of rows: activation rows quantized to int16 (one
+ * gemvPrep row each, int4 then its group sums, in chunks of ~1 MB, in parallel when there are many), then
+ * threads split the output rows as the GEMV does (16-row chunks, so whole panels) and multiply their panels
+ * with every row of the chunk.
  */
-void matmul_i8_panels(Context& c, float* y, const float* x, const WeightT& w, const float* bias, int rows) {
+void matmul_quant_panels(Context& c, float* y, const float* x, const WeightT& w, const float* bias, int rows) {
   const MatW& m = w.mat;
   const KernelTable* Kt = c.K;
-  const int N = m.N, K = m.K, Kp = m.Kp;
-  const size_t xstride = (size_t)Kp / 2 + Kp / QGROUP;  // floats of one prepared row: int16 codes, then scales
+  const int N = m.N, K = m.K, Kp = m.Kp, G = Kp / QGROUP;
+  const bool q4 = m.storage == ST_INT4;
+  // floats of one prepared row: int16 codes, group scales, then (int4) scale · Σ codes per group
+  const size_t xstride = (size_t)Kp / 2 + (size_t)G * (q4 ? 2 : 1);
   const int chunk = std::max(Kt->gemvMaxRows, (int)(kPackedBytes / (xstride * 4)));
   const int nt = threads_for(c, (double)N * Kp * rows);
   for (int m0 = 0; m0 < rows; m0 += chunk) {
     const int mRows = std::min(rows - m0, chunk);
     float* xp = c.xpad.floats((size_t)mRows * xstride);
     auto prep = [&](long b, long e, int) {
-      for (long r = b; r < e; r++) Kt->gemvPrep(ST_INT8, x + (size_t)(m0 + r) * K, K, K, Kp, 1, xp + r * xstride);
+      for (long r = b; r < e; r++) {
+        float* row = xp + r * xstride;
+        Kt->gemvPrep(ST_INT8, x + (size_t)(m0 + r) * K, K, K, Kp, 1, row);
+        if (!q4) continue;
+        const int16_t* codes = reinterpret_cast<const int16_t*>(row);
+        const float* scale = row + Kp / 2;
+        for (int g = 0; g < G; g++) {
+          int32_t sum = 0;
+          for (int k = 0; k < QGROUP; k++) sum += codes[g * QGROUP + k];
+          row[Kp / 2 + G + g] = scale[g] * (float)sum;
+        }
+      }
     };
     if (mRows <= Kt->gemvMaxRows)
       prep(0, mRows, 0);
     else
       c.pool->parallelFor(mRows, 1, nt, prep);
     auto job = [&](long b, long e, int) {
-      Kt->i8pRows(m, xp, xstride, mRows, y + (size_t)m0 * N, N, bias, (int)b, (int)e);
+      Kt->qpRows(m, xp, xstride, mRows, y + (size_t)m0 * N, N, bias, (int)b, (int)e);
     };
     IdleWork idle;
     const IdleWork* next = rows <= Kt->gemvMaxRows ? gemv_idle_prefetch(c, w, rows, nt, &idle) : nullptr;
@@ -231,7 +244,7 @@ void matmul(Context& c, float* y, const float* x, const WeightT& w, const float*
   const KernelTable* Kt = c.K;
   if (rows <= 0) return;
   if (m.panels) {
-    matmul_i8_panels(c, y, x, w, bias, rows);
+    matmul_quant_panels(c, y, x, w, bias, rows);
     return;
   }
   if (rows <= Kt->gemvMaxRows) {
@@ -252,17 +265,6 @@ void matmul(Context& c, float* y, const float* x, const WeightT& w, const float*
   }
 
   const int MR = Kt->gemmMR;
-  if (m.storage == ST_INT4 && c.useVnniGemm()) {
-    gemm_panels(
-        c, m, rows, Q4_NR, q4_tile_floats(Kp, MR), q4_panel_floats(Kp),
-        [&](int m0, int r, float* dst) { Kt->q4PackX(x, K, K, Kp, m0, r, reinterpret_cast<int32_t*>(dst)); },
-        [&](int n0, int cols, float* p) { Kt->q4Panel(m, n0, cols, reinterpret_cast<int16_t*>(p)); },
-        [&](const float* xt, const float* p, int m0, int n0, int r, int cols) {
-          Kt->q4Tile(reinterpret_cast<const int32_t*>(xt), Kp, reinterpret_cast<const int16_t*>(p),
-                     y + (size_t)m0 * N + n0, N, r, cols, bias ? bias + n0 : nullptr);
-        });
-    return;
-  }
   // Even f32 weights go through the panel copy: broadcasting from 12 far-apart rows of W (cold, strided)
   // measured ~25% slower than from a compact, cache-resident panel.
   const int NR = Kt->gemmNR;

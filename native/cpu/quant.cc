@@ -30,44 +30,63 @@ void read_row(const uint8_t* src, int dtype, size_t i0, int n, float* out) {
   }
 }
 
-/** A matrix weight with zeroed, padded storage for `storage` (rows of Kp = cols rounded up to 32; int8 in
+/** A matrix weight with zeroed, padded storage for `storage` (rows of Kp = cols rounded up to 32; int8/int4 in
  * 16-row panels where the context multiplies those, MatW). */
 WeightT* alloc_matrix(const Context& c, int rows, int cols, int storage) {
   auto* w = new WeightT();
   w->isVector = false;
   const int K = cols, Kp = round_up(cols, QGROUP);
-  const bool panels = storage == ST_INT8 && c.useI8Panels();
-  const size_t rowBytes = panels ? (size_t)Kp / QGROUP * (I8P_GROUP_BYTES / I8P_ROWS) : mat_row_bytes(storage, Kp);
-  const size_t allocRows = panels ? (size_t)round_up(rows, I8P_ROWS) : (size_t)rows;
+  const bool quantized = storage == ST_INT8 || storage == ST_INT4;
+  const bool panels = quantized && c.useQuantPanels();
+  const size_t groupBytes = storage == ST_INT4 ? QP_GROUP_BYTES_INT4 : QP_GROUP_BYTES_INT8;
+  const size_t rowBytes = panels ? (size_t)Kp / QGROUP * (groupBytes / QP_ROWS) : mat_row_bytes(storage, Kp);
+  const size_t allocRows = panels ? (size_t)round_up(rows, QP_ROWS) : (size_t)rows;
   w->data = aligned_zalloc(allocRows * rowBytes);
   if (!w->data) {
     delete w;
     throw std::bad_alloc();
   }
   w->bytes = allocRows * rowBytes;
-  const bool quantized = storage == ST_INT8 || storage == ST_INT4;
   const void* scales = quantized && !panels ? (const char*)w->data + mat_code_bytes(storage, Kp) : nullptr;
   w->mat = MatW{storage, rows, K, Kp, w->data, scales, rowBytes, panels};
   return w;
 }
 
 /**
- * Panel p of an int8 panel weight (MatW's layout) from its rows' codes q[i·Kp …] and f16 scales d[i·G …],
- * i < I8P_ROWS (rows past N zero). A whole panel at a time, so that threads never write the same cache lines.
+ * One panel's rows before they are interleaved: codes [QP_ROWS][Kp] (one per element: int8, or int4's 0..15),
+ * then scales [QP_ROWS] as a row stores them (int8: Kp/32 f16 d; int4: Kp/32 (d, m) f32 pairs).
  */
-void store_panel(const MatW& m, size_t p, const int8_t* q, const uint16_t* d) {
-  const int Kp = m.Kp, G = Kp / QGROUP;
-  char* pan = const_cast<char*>(mat_panel(m, p));
-  for (int g = 0; g < G; g++) {
-    char* blk = pan + (size_t)g * I8P_GROUP_BYTES;
-    for (int j = 0; j < QGROUP / 2; j++)
-      for (int i = 0; i < I8P_ROWS; i++) std::memcpy(blk + 32 * j + 2 * i, q + (size_t)i * Kp + g * QGROUP + 2 * j, 2);
-    for (int i = 0; i < I8P_ROWS; i++) std::memcpy(blk + 512 + 2 * i, d + (size_t)i * G + g, 2);
-  }
+size_t panel_stage_bytes(int storage, int Kp) {
+  const size_t G = (size_t)Kp / QGROUP;
+  return QP_ROWS * ((size_t)Kp + (storage == ST_INT4 ? 8 * G : 2 * G));
 }
 
-/** Bytes of one panel's staging rows for store_panel: codes and scales of I8P_ROWS rows. */
-size_t panel_stage_bytes(int Kp) { return (size_t)I8P_ROWS * ((size_t)Kp + 2 * ((size_t)Kp / QGROUP)); }
+/** Panel p (MatW's layout) from its staged rows (rows past N zero). A whole panel at a time, so that threads
+ * never write the same cache lines. */
+void store_panel(const MatW& m, size_t p, const int8_t* q) {
+  const int Kp = m.Kp, G = Kp / QGROUP;
+  const char* sc = (const char*)q + (size_t)QP_ROWS * Kp;
+  char* pan = const_cast<char*>(mat_panel(m, p));
+  for (int g = 0; g < G; g++) {
+    if (m.storage == ST_INT8) {
+      char* blk = pan + (size_t)g * QP_GROUP_BYTES_INT8;
+      for (int j = 0; j < QGROUP / 2; j++)
+        for (int i = 0; i < QP_ROWS; i++) std::memcpy(blk + 32 * j + 2 * i, q + (size_t)i * Kp + g * QGROUP + 2 * j, 2);
+      for (int i = 0; i < QP_ROWS; i++) std::memcpy(blk + 512 + 2 * i, sc + ((size_t)i * G + g) * 2, 2);
+    } else {
+      char* blk = pan + (size_t)g * QP_GROUP_BYTES_INT4;
+      for (int b = 0; b < 8; b++)
+        for (int e = 0; e < 32; e++) {
+          const int8_t* row = q + (size_t)(e / 2) * Kp + g * QGROUP + e % 2;
+          blk[32 * b + e] = (char)((row[4 * b] & 15) | (row[4 * b + 2] & 15) << 4);  // chunks 2b and 2b + 1
+        }
+      for (int i = 0; i < QP_ROWS; i++) {
+        std::memcpy(blk + 256 + 4 * i, sc + ((size_t)i * G + g) * 8, 4);
+        std::memcpy(blk + 320 + 4 * i, sc + ((size_t)i * G + g) * 8 + 4, 4);
+      }
+    }
+  }
+}
 
 }  // namespace
 
@@ -91,25 +110,37 @@ WeightT* make_weight(Context& c, const uint8_t* src, int srcDtype, int rows, int
   const MatW& m = w->mat;
   const int K = cols, Kp = m.Kp;
   if (m.panels) {
-    // a panel's 16 rows quantized into the thread's scratch (after the f32 row), then written as the panel
+    // a panel's 16 rows quantized into the thread's scratch (after the f32 row and int4's packed codes), then
+    // written as the panel
     const int G = Kp / QGROUP;
-    const size_t scratch = (size_t)Kp + panel_stage_bytes(Kp) / 4 + 1;
+    const size_t stage = panel_stage_bytes(storage, Kp);
+    const size_t scratch = (size_t)Kp + (size_t)Kp / 8 + stage / 4 + 1;
     c.reserveThreadScratch(scratch);
     auto panels = [&](long p0, long p1, int tid) {
       float* tmp = c.threadScratch(tid, scratch);
-      int8_t* q = reinterpret_cast<int8_t*>(tmp + Kp);
-      uint16_t* d = reinterpret_cast<uint16_t*>(q + (size_t)I8P_ROWS * Kp);
+      uint8_t* packed = reinterpret_cast<uint8_t*>(tmp + Kp);
+      int8_t* q = reinterpret_cast<int8_t*>(packed + Kp / 2);
+      char* sc = (char*)q + (size_t)QP_ROWS * Kp;
       for (long p = p0; p < p1; p++) {
-        std::memset(q, 0, panel_stage_bytes(Kp));
-        for (int i = 0; i < I8P_ROWS && p * I8P_ROWS + i < rows; i++) {
-          read_row(src, srcDtype, (size_t)(p * I8P_ROWS + i) * K, K, tmp);
+        std::memset(q, 0, stage);
+        for (int i = 0; i < QP_ROWS && p * QP_ROWS + i < rows; i++) {
+          read_row(src, srcDtype, (size_t)(p * QP_ROWS + i) * K, K, tmp);
           for (int k = K; k < Kp; k++) tmp[k] = 0.0f;
-          c.K->quantInt8Row(tmp, K, Kp, q + (size_t)i * Kp, d + (size_t)i * G);
+          int8_t* codes = q + (size_t)i * Kp;
+          if (storage == ST_INT8) {
+            c.K->quantInt8Row(tmp, K, Kp, codes, reinterpret_cast<uint16_t*>(sc) + (size_t)i * G);
+            continue;
+          }
+          c.K->quantInt4Row(tmp, K, Kp, packed, reinterpret_cast<float*>(sc) + (size_t)i * 2 * G);
+          for (int k = 0; k < Kp; k++) {  // byte j of a group: element j low, j + 16 high (MatW)
+            const uint8_t b = packed[k / QGROUP * 16 + k % 16];
+            codes[k] = (int8_t)(k % QGROUP < 16 ? b & 15 : b >> 4);
+          }
         }
-        store_panel(m, (size_t)p, q, d);
+        store_panel(m, (size_t)p, q);
       }
     };
-    c.pool->parallelFor((rows + I8P_ROWS - 1) / I8P_ROWS, 1, threads_for(c, (double)rows * K), panels);
+    c.pool->parallelFor((rows + QP_ROWS - 1) / QP_ROWS, 1, threads_for(c, (double)rows * K), panels);
     return w;
   }
   c.reserveThreadScratch((size_t)Kp);
@@ -146,17 +177,21 @@ WeightT* make_weight_quantized(Context& c, int storage, int rows, int cols, cons
   const int G = m.Kp / QGROUP;
   const int scaleFloats = storage == ST_INT8 ? G : 2 * G;  // per row
   if (m.panels) {
-    std::vector<int8_t> stage(panel_stage_bytes(m.Kp));
+    std::vector<int8_t> stage(panel_stage_bytes(storage, m.Kp));
     int8_t* codes = stage.data();
-    uint16_t* d = reinterpret_cast<uint16_t*>(codes + (size_t)I8P_ROWS * m.Kp);
-    for (int p = 0; p * I8P_ROWS < rows; p++) {
+    char* sc = (char*)codes + (size_t)QP_ROWS * m.Kp;
+    for (int p = 0; p * QP_ROWS < rows; p++) {
       std::fill(stage.begin(), stage.end(), 0);
-      for (int i = 0; i < I8P_ROWS && p * I8P_ROWS + i < rows; i++) {
-        const int r = p * I8P_ROWS + i;
+      for (int i = 0; i < QP_ROWS && p * QP_ROWS + i < rows; i++) {
+        const int r = p * QP_ROWS + i;
         std::memcpy(codes + (size_t)i * m.Kp, (const int8_t*)q + (size_t)r * cols, (size_t)cols);
-        for (int g = 0; g < G; g++) d[(size_t)i * G + g] = f32_to_f16(scales[(size_t)r * scaleFloats + g]);
+        const float* src = scales + (size_t)r * scaleFloats;
+        if (storage == ST_INT8)  // quant.ts int8 scales are f16 values (int8WeightScale): stored exactly
+          for (int g = 0; g < G; g++) reinterpret_cast<uint16_t*>(sc)[(size_t)i * G + g] = f32_to_f16(src[g]);
+        else
+          std::memcpy(sc + (size_t)i * scaleFloats * 4, src, (size_t)scaleFloats * 4);
       }
-      store_panel(m, (size_t)p, codes, d);
+      store_panel(m, (size_t)p, codes);
     }
     return w;
   }

@@ -34,15 +34,15 @@ if (skip) {
     }
     runConformance(`cpu-${isa}`, () => new CpuBackend({ isa }), conformanceOptions(isa));
   }
-  // On a CPU with AVX512-VNNI, int8/int4 GEMMs take vnni_gemm.inc; the f32 panels they replace there
-  // (the path of AVX-512 CPUs without VNNI) are checked too.
+  // On a CPU with AVX512-VNNI, int8/int4 weights are stored in panels for quant_panels.inc; the row-major GEMV
+  // and f32 panel GEMM they replace there (the path of AVX-512 CPUs without VNNI) are checked too.
   if (isas.includes("avx512")) {
     const panels = () => {
       const be = new CpuBackend({ isa: "avx512" });
-      be.setVnniGemm(false);
+      be.setQuantPanels(false);
       return be;
     };
-    runConformance("cpu-avx512 (f32 panel GEMM for int8/int4)", panels, conformanceOptions("avx512"));
+    runConformance("cpu-avx512 (row-major int8/int4: GEMV and f32 panel GEMM)", panels, conformanceOptions("avx512"));
   }
   // Three threads on any machine: uneven static chunks and more workers than some ops have rows.
   const best = isas.at(-1) as CpuIsa;
@@ -179,33 +179,35 @@ if (skip) {
       assert.ok("error" in missing && /not found/.test(missing.error), JSON.stringify(missing));
     });
 
-    test("describe names the ISA, the VNNI GEMM where it runs, and the thread count", () => {
+    test("describe names the ISA, the VNNI int8/int4 panels where they run, and the thread count", () => {
       const b = new CpuBackend({ threads: 2 });
       assert.match(b.describe(), new RegExp(`\\(${b.isa}( \\+ VNNI)?, 2 threads\\)`));
-      b.setVnniGemm(false);
+      b.setQuantPanels(false);
       assert.match(b.describe(), new RegExp(`\\(${b.isa}, 2 threads\\)`));
       b.dispose();
     });
 
-    test("int8 matmul on AVX512-VNNI (weights in 16-row panels): each row's output is the same, bit for bit, alone (GEMV) and in any batch (GEMM)", (t) => {
+    test("int8/int4 matmul on AVX512-VNNI (weights in 16-row panels): each row's output is the same, bit for bit, alone (GEMV) and in any batch (GEMM)", (t) => {
       const b = new CpuBackend({ threads: 2 });
       try {
         if (!b.describe().includes("+ VNNI")) {
-          t.skip("int8 panels need AVX512-VNNI (elsewhere the GEMV and the GEMM round differently)");
+          t.skip("the panels need AVX512-VNNI (elsewhere the GEMV and the GEMM round differently)");
           return;
         }
         const wave = (i: number, f: number) => Math.sin(i * f) * (1 + (i % 7));
-        for (const [N, K] of [
-          [45, 100], // a partial panel and a K tail
-          [96, 64],
-          [130, 960],
-        ]) {
+        for (const [storage, N, K] of [
+          ["int8", 45, 100], // a partial panel and a K tail
+          ["int8", 96, 64],
+          ["int8", 130, 960],
+          ["int4", 45, 100],
+          ["int4", 130, 960],
+        ] as const) {
           const w = b.weight(
             hostF32(
               Float32Array.from({ length: N * K }, (_, i) => wave(i, 0.37)),
               [N, K],
             ),
-            "int8",
+            storage,
           );
           const bias = b.weight(
             hostF32(
@@ -227,7 +229,7 @@ if (skip) {
           };
           const all = run(ROWS);
           for (const rows of [1, 2, 3, 7, 8, 9, 13])
-            assert.deepEqual(run(rows), all.subarray(0, rows * N), `${N}x${K}, ${rows} rows`);
+            assert.deepEqual(run(rows), all.subarray(0, rows * N), `${storage} ${N}x${K}, ${rows} rows`);
         }
       } finally {
         b.dispose();

@@ -22,20 +22,19 @@
  *   scale and min applied once per group; bf16 split into even/odd lanes with one shift + one AND; int8
  *   on avx512/amx: one vpmaddwd per group of 32 against int16-quantized activations). More rows → GEMM:
  *   avx2/avx512 dequantize a panel of weight rows to f32 once and reuse it from cache for every tile of
- *   rows (broadcast-FMA micro-kernel), except int4 on avx512 CPUs with AVX512-VNNI (Zen 4, Ice Lake):
- *   int16 weight panels × int16-quantized activations, a group's products summed exactly by vpdpwssd
- *   (1.6× the f32 panels on Zen 4); amx multiplies bf16 tiles for bf16/f16/int8/int4 weights (f32 weights take
- *   the avx512 GEMM).
- * - int8 on avx512 CPUs with AVX512-VNNI: the weights are stored in 16-row panels (a vector lane per weight
- *   row) and one kernel does the GEMV and the GEMM, a group's products summed exactly by vpdpwssd against
- *   int16-quantized activations, so a row's output is the same alone and in any batch (native/cpu/i8_panels.inc).
+ *   rows (broadcast-FMA micro-kernel); amx multiplies bf16 tiles for bf16/f16/int8/int4 weights (f32 weights
+ *   take the avx512 GEMM).
+ * - int8 and int4 on avx512 CPUs with AVX512-VNNI (Zen 4, Ice Lake): the weights are stored in 16-row panels (a
+ *   vector lane per weight row) and one kernel does the GEMV and the GEMM, a group's products summed exactly by
+ *   vpdpwssd against int16-quantized activations, so a row's output is the same alone and in any batch
+ *   (native/cpu/quant_panels.inc).
  *
  * Accuracy choices (all within the conformance tolerances, test/backends/conformance.ts):
  * - With f32, f16 and bf16 weights activations are never rounded to bf16 or quantized to int8: that is
  *   what AVX-512 BF16 (vdpbf16ps) and 8-bit VNNI would need, and it costs ~0.4% per element — far from
  *   "same as the reference up to accumulation order". avx2/avx512 do the matmul arithmetic in f32
- *   (weights widened in registers), except the int8-weight GEMV on avx512/amx (and the int8 panels and the
- *   int4 GEMM on avx512 with VNNI): it quantizes each group of 32 activations to int16 with its own scale (error ≤ 1.5e-5 of the
+ *   (weights widened in registers), except the int8-weight GEMV on avx512/amx (and the int8/int4 panels on
+ *   avx512 with VNNI): it quantizes each group of 32 activations to int16 with its own scale (error ≤ 1.5e-5 of the
  *   group's largest value, ~250× below the int8 weights' own rounding), which halves its vector work so
  *   batch-1 decode keeps up with memory.
  * - amx splits each activation into bf16 terms (x = hi + mid, ~2⁻¹⁷ of each value: ~1e-5 of the output
@@ -129,7 +128,7 @@ interface NativeCpu extends NativeHandleOps {
   argmaxRows(x: number, rows: number, cols: number, out: Int32Array): void;
   probeBandwidth(bytes: number, reps: number): Float64Array;
   setIdlePrefetch(on: boolean): void;
-  setVnniGemm(on: boolean): void;
+  setQuantPanels(on: boolean): void;
   idlePrefetches(): number;
 }
 
@@ -253,13 +252,12 @@ export class CpuBackend implements Backend, QuantizedWeightSink {
   }
 
   /**
-   * Whether the AVX512-VNNI kernels run where the build and CPU have them: int4 GEMMs (past the GEMV rows), and
-   * int8 weights loaded from then on stored in panels for their own GEMV/GEMM kernel (on by default; off runs
-   * the row-major int8 GEMV and the f32 panel GEMM, the path of AVX-512 CPUs without VNNI, so that the tests
-   * cover both on one machine).
+   * Whether int8/int4 weights loaded from then on go into panels for the AVX512-VNNI kernel, where the build and
+   * CPU have it (on by default; off keeps them row-major for the GEMV and f32 panel GEMM of AVX-512 CPUs without
+   * VNNI, so that the tests cover both on one machine).
    */
-  setVnniGemm(on: boolean): void {
-    this.#n.setVnniGemm(on);
+  setQuantPanels(on: boolean): void {
+    this.#n.setQuantPanels(on);
   }
 
   /** How many times a pool helper has started prefetching the next GEMV's matrix (a test/benchmark hook). */
