@@ -15,8 +15,9 @@
  *                                                 activations rounded to bf16, as it multiplies them)
  *   (measured maxima over the scalar/avx2/avx512/amx paths: f32 1.8e-6, f16 2.4e-6, bf16 4.3e-6,
  *   int8 8.1e-5 (the row-major AVX-512 GEMV at K = 8200 with 5 outputs; 8.0e-5 there for the int8 panels
- *   on AVX512-VNNI), int4 2.3e-5 — the AVX-512 int8 GEMV, the int8 panels and the int4 GEMM with VNNI
- *   quantize activations to int16 per group of 32, the AMX GEMM splits them into bf16 terms)
+ *   on AVX512-VNNI), int4 4.0e-5 (the int4 panels, K = 64 with 33 outputs) — the AVX-512 int8 GEMV and the
+ *   int8/int4 panels with VNNI quantize activations to int16 per group of 32, the AMX GEMM splits them into
+ *   bf16 terms)
  *   embed (any storage) .................. exact (dequantization is bit-identical to quant.ts)
  *   norms, rope, activations, add ........ 1e-5
  *   attention, KV f32 .................... 1e-4
@@ -63,8 +64,8 @@ export interface ConformanceOptions {
 
 /**
  * Whole-model logits (absolute) with int8 / int4 weights against a reference given the same dequantized
- * weights, where the kernels quantize activations to int16 per group of 32: the AVX-512 int8 GEMV, the int8
- * panels and the int4 GEMM on AVX512-VNNI (measured up to 1.7e-3 on tiny-llama decode, 1.8e-3 / 1.9e-3 on its
+ * weights, where the kernels quantize activations to int16 per group of 32: the AVX-512 int8 GEMV and the
+ * int8/int4 panels on AVX512-VNNI (measured up to 1.7e-3 on tiny-llama decode, 1.8e-3 / 1.9e-3 on its
  * int8 / int4 prompt, 1.7e-4 on arch-qwen2, against ~2e-5 for f32 kernels; the int8 weights themselves
  * move the logits ~100× more).
  */
