@@ -81,7 +81,8 @@ const IdleWork* gemv_idle_prefetch(Context& c, const WeightT& w, int rows, int n
   if (!c.idlePrefetch || nt < 2 || !next) return nullptr;
   const MatW& n = next->mat;
   const int parts = (int)std::min<long>(nt, (n.N + kGemvAlign - 1) / kGemvAlign);
-  // a panel weight's thread share is one range (its panels in order): prefetched as one stream
+  // a panel weight's thread share is prefetched from its start as one range (in the order of the 8 runs a
+  // one-row GEMV reads it in, quant_panels.inc, it measured the same: 0.99–1.01×)
   const int streams = n.panels ? 1 : c.K->gemvStreams(rows);
   const GemvPrefetch p{(const char*)n.data, n.N, n.rowBytes, parts, streams, &c.idlePrefetches};
   out->run = gemv_prefetch;
@@ -191,6 +192,7 @@ void gemm_panels(Context& c, const MatW& w, int rows, int NR, size_t tileFloats,
     c.pool->parallelFor(panels, 1, nt, gemm);
   }
 }
+
 /**
  * int8/int4 weights in panels (quant_panels.inc), any number of rows: activation rows quantized to int16 (one
  * gemvPrep row each, int4 then its group sums, in chunks of ~1 MB, in parallel when there are many), then
