@@ -6,7 +6,6 @@
 #include <math.h>
 
 #include <cstring>
-#include <algorithm>
 #include <new>
 #include <vector>
 
@@ -52,37 +51,92 @@ WeightT* alloc_matrix(const Context& c, int rows, int cols, int storage) {
   return w;
 }
 
-/**
- * One panel's rows before they are interleaved: codes [QP_ROWS][Kp] (one per element: int8, or int4's 0..15),
- * then scales [QP_ROWS] as a row stores them (int8: Kp/32 f16 d; int4: Kp/32 (d, m) f32 pairs).
- */
-size_t panel_stage_bytes(int storage, int Kp) {
-  const size_t G = (size_t)Kp / QGROUP;
-  return QP_ROWS * ((size_t)Kp + (storage == ST_INT4 ? 8 * G : 2 * G));
+/** Element r·K … r·K + K of the checkpoint tensor into tmp[0, Kp), zero-padded. */
+void read_padded_row(const uint8_t* src, int dtype, long r, int K, int Kp, float* tmp) {
+  read_row(src, dtype, (size_t)r * K, K, tmp);
+  for (int k = K; k < Kp; k++) tmp[k] = 0.0f;
 }
 
-/** Panel p (MatW's layout) from its staged rows (rows past N zero). A whole panel at a time, so that threads
- * never write the same cache lines. */
-void store_panel(const MatW& m, size_t p, const int8_t* q) {
-  const int Kp = m.Kp, G = Kp / QGROUP;
-  const char* sc = (const char*)q + (size_t)QP_ROWS * Kp;
+/** Row r of a row-major m from the f32 row tmp (Kp values), converted or quantized to m's storage. */
+void write_row(const Context& c, const MatW& m, long r, const float* tmp) {
+  const int K = m.K, Kp = m.Kp;
+  void* row = const_cast<char*>(mat_row<char>(m, r));
+  switch (m.storage) {
+    case ST_F32: std::memcpy(row, tmp, (size_t)Kp * 4); break;
+    case ST_F16: {
+      uint16_t* d = (uint16_t*)row;
+      for (int k = 0; k < Kp; k++) d[k] = f32_to_f16(tmp[k]);
+      break;
+    }
+    case ST_BF16: c.K->toBf16Row(tmp, Kp, (uint16_t*)row); break;
+    case ST_INT8:
+      c.K->quantInt8Row(tmp, K, Kp, (int8_t*)row, const_cast<uint16_t*>(mat_scales<uint16_t>(m, r)));
+      break;
+    case ST_INT4:
+      c.K->quantInt4Row(tmp, K, Kp, (uint8_t*)row, const_cast<float*>(mat_scales<float>(m, r)));
+      break;
+  }
+}
+
+/** Row r of a row-major int8/int4 m from quant.ts codes (one per element, m.K of them) and scales (int8: Kp/32
+ * d; int4: Kp/32 (d, m) pairs), stored as they are. */
+void write_quantized_row(const MatW& m, long r, const void* q, const float* scales) {
+  const int cols = m.K, G = m.Kp / QGROUP;
+  char* row = const_cast<char*>(mat_row<char>(m, r));
+  if (m.storage == ST_INT8) {
+    std::memcpy(row, q, (size_t)cols);
+    uint16_t* d = const_cast<uint16_t*>(mat_scales<uint16_t>(m, r));
+    for (int g = 0; g < G; g++) d[g] = f32_to_f16(scales[g]);  // quant.ts int8 scales are f16 values: exact
+    return;
+  }
+  // one 0..15 code per element in → two per byte, element j low and j+16 high within each group
+  const uint8_t* codes = (const uint8_t*)q;
+  for (int g = 0; g < G; g++)
+    for (int j = 0; j < 16; j++) {
+      const int k = g * QGROUP + j;
+      const uint8_t lo = k < cols ? codes[k] & 15 : 0;
+      const uint8_t hi = k + 16 < cols ? codes[k + 16] & 15 : 0;
+      row[g * 16 + j] = (char)(lo | (hi << 4));
+    }
+  std::memcpy(const_cast<float*>(mat_scales<float>(m, r)), scales, (size_t)G * 8);
+}
+
+/** Bytes of a panel's staging: its QP_ROWS rows as a row-major matrix of m's storage. */
+size_t panel_stage_bytes(const MatW& m) { return QP_ROWS * mat_row_bytes(m.storage, m.Kp); }
+
+/** A zeroed row-major QP_ROWS-row matrix over buf (panel_stage_bytes), where a panel's rows are written first. */
+MatW panel_stage(const MatW& m, void* buf) {
+  std::memset(buf, 0, panel_stage_bytes(m));
+  const size_t rowBytes = mat_row_bytes(m.storage, m.Kp);
+  return MatW{m.storage, QP_ROWS, m.K, m.Kp, buf, (const char*)buf + mat_code_bytes(m.storage, m.Kp), rowBytes};
+}
+
+/** Panel p (MatW's layout) from its rows staged row-major (rows past N zero). A whole panel at a time, so that
+ * threads never write the same cache lines. */
+void store_panel(const MatW& m, size_t p, const MatW& st) {
+  const int G = m.Kp / QGROUP;
   char* pan = const_cast<char*>(mat_panel(m, p));
   for (int g = 0; g < G; g++) {
     if (m.storage == ST_INT8) {
       char* blk = pan + (size_t)g * QP_GROUP_BYTES_INT8;
-      for (int j = 0; j < QGROUP / 2; j++)
-        for (int i = 0; i < QP_ROWS; i++) std::memcpy(blk + 32 * j + 2 * i, q + (size_t)i * Kp + g * QGROUP + 2 * j, 2);
-      for (int i = 0; i < QP_ROWS; i++) std::memcpy(blk + 512 + 2 * i, sc + ((size_t)i * G + g) * 2, 2);
-    } else {
-      char* blk = pan + (size_t)g * QP_GROUP_BYTES_INT4;
-      for (int b = 0; b < 8; b++)
-        for (int e = 0; e < 32; e++) {
-          const int8_t* row = q + (size_t)(e / 2) * Kp + g * QGROUP + e % 2;
-          blk[32 * b + e] = (char)((row[4 * b] & 15) | (row[4 * b + 2] & 15) << 4);  // chunks 2b and 2b + 1
-        }
       for (int i = 0; i < QP_ROWS; i++) {
-        std::memcpy(blk + 256 + 4 * i, sc + ((size_t)i * G + g) * 8, 4);
-        std::memcpy(blk + 320 + 4 * i, sc + ((size_t)i * G + g) * 8 + 4, 4);
+        const int8_t* q = mat_row<int8_t>(st, i) + g * QGROUP;
+        for (int j = 0; j < QGROUP / 2; j++) std::memcpy(blk + 32 * j + 2 * i, q + 2 * j, 2);
+        std::memcpy(blk + 512 + 2 * i, mat_scales<uint16_t>(st, i) + g, 2);
+      }
+    } else {
+      // row-major: byte j of a group holds element j (low nibble) and j + 16 (high); in the panel, chunk 2b's
+      // element e (row e/2, column 4b + e%2) is the low nibble of byte 32b + e, chunk 2b + 1's the high one
+      char* blk = pan + (size_t)g * QP_GROUP_BYTES_INT4;
+      for (int i = 0; i < QP_ROWS; i++) {
+        const uint8_t* q = mat_row<uint8_t>(st, i) + g * QGROUP / 2;
+        auto code = [&](int k) { return k < 16 ? q[k] & 15 : q[k - 16] >> 4; };
+        for (int b = 0; b < 8; b++)
+          for (int par = 0; par < 2; par++)
+            blk[32 * b + 2 * i + par] = (char)(code(4 * b + par) | code(4 * b + 2 + par) << 4);
+        const float* dm = mat_scales<float>(st, i) + 2 * g;
+        std::memcpy(blk + 256 + 4 * i, dm, 4);
+        std::memcpy(blk + 320 + 4 * i, dm + 1, 4);
       }
     }
   }
@@ -109,114 +163,54 @@ WeightT* make_weight(Context& c, const uint8_t* src, int srcDtype, int rows, int
   WeightT* w = alloc_matrix(c, rows, cols, storage);
   const MatW& m = w->mat;
   const int K = cols, Kp = m.Kp;
+  const size_t stage = m.panels ? panel_stage_bytes(m) : 0;  // after the f32 row in the thread's scratch
+  const size_t scratch = (size_t)Kp + stage / 4;
+  c.reserveThreadScratch(scratch);
+  const double work = (double)rows * K;
   if (m.panels) {
-    // a panel's 16 rows quantized into the thread's scratch (after the f32 row and int4's packed codes), then
-    // written as the panel
-    const int G = Kp / QGROUP;
-    const size_t stage = panel_stage_bytes(storage, Kp);
-    const size_t scratch = (size_t)Kp + (size_t)Kp / 8 + stage / 4 + 1;
-    c.reserveThreadScratch(scratch);
-    auto panels = [&](long p0, long p1, int tid) {
+    auto job = [&](long p0, long p1, int tid) {
       float* tmp = c.threadScratch(tid, scratch);
-      uint8_t* packed = reinterpret_cast<uint8_t*>(tmp + Kp);
-      int8_t* q = reinterpret_cast<int8_t*>(packed + Kp / 2);
-      char* sc = (char*)q + (size_t)QP_ROWS * Kp;
       for (long p = p0; p < p1; p++) {
-        std::memset(q, 0, stage);
-        for (int i = 0; i < QP_ROWS && p * QP_ROWS + i < rows; i++) {
-          read_row(src, srcDtype, (size_t)(p * QP_ROWS + i) * K, K, tmp);
-          for (int k = K; k < Kp; k++) tmp[k] = 0.0f;
-          int8_t* codes = q + (size_t)i * Kp;
-          if (storage == ST_INT8) {
-            c.K->quantInt8Row(tmp, K, Kp, codes, reinterpret_cast<uint16_t*>(sc) + (size_t)i * G);
-            continue;
-          }
-          c.K->quantInt4Row(tmp, K, Kp, packed, reinterpret_cast<float*>(sc) + (size_t)i * 2 * G);
-          for (int k = 0; k < Kp; k++) {  // byte j of a group: element j low, j + 16 high (MatW)
-            const uint8_t b = packed[k / QGROUP * 16 + k % 16];
-            codes[k] = (int8_t)(k % QGROUP < 16 ? b & 15 : b >> 4);
-          }
+        const MatW st = panel_stage(m, tmp + Kp);
+        for (long i = 0; i < QP_ROWS && p * QP_ROWS + i < rows; i++) {
+          read_padded_row(src, srcDtype, p * QP_ROWS + i, K, Kp, tmp);
+          write_row(c, st, i, tmp);
         }
-        store_panel(m, (size_t)p, q);
+        store_panel(m, (size_t)p, st);
       }
     };
-    c.pool->parallelFor((rows + QP_ROWS - 1) / QP_ROWS, 1, threads_for(c, (double)rows * K), panels);
+    c.pool->parallelFor((rows + QP_ROWS - 1) / QP_ROWS, 1, threads_for(c, work), job);
     return w;
   }
-  c.reserveThreadScratch((size_t)Kp);
   auto job = [&](long r0, long r1, int tid) {
-    float* tmp = c.threadScratch(tid, (size_t)Kp);
+    float* tmp = c.threadScratch(tid, scratch);
     for (long r = r0; r < r1; r++) {
-      read_row(src, srcDtype, (size_t)r * K, K, tmp);
-      for (int k = K; k < Kp; k++) tmp[k] = 0.0f;
-      void* row = const_cast<char*>(mat_row<char>(m, r));
-      switch (storage) {
-        case ST_F32: std::memcpy(row, tmp, (size_t)Kp * 4); break;
-        case ST_F16: {
-          uint16_t* d = (uint16_t*)row;
-          for (int k = 0; k < Kp; k++) d[k] = f32_to_f16(tmp[k]);
-          break;
-        }
-        case ST_BF16: c.K->toBf16Row(tmp, Kp, (uint16_t*)row); break;
-        case ST_INT8:
-          c.K->quantInt8Row(tmp, K, Kp, (int8_t*)row, const_cast<uint16_t*>(mat_scales<uint16_t>(m, r)));
-          break;
-        case ST_INT4:
-          c.K->quantInt4Row(tmp, K, Kp, (uint8_t*)row, const_cast<float*>(mat_scales<float>(m, r)));
-          break;
-      }
+      read_padded_row(src, srcDtype, r, K, Kp, tmp);
+      write_row(c, m, r, tmp);
     }
   };
-  c.pool->parallelFor(rows, 1, threads_for(c, (double)rows * K), job);
+  c.pool->parallelFor(rows, 1, threads_for(c, work), job);
   return w;
 }
 
 WeightT* make_weight_quantized(Context& c, int storage, int rows, int cols, const void* q, const float* scales) {
   WeightT* w = alloc_matrix(c, rows, cols, storage);
   const MatW& m = w->mat;
-  const int G = m.Kp / QGROUP;
-  const int scaleFloats = storage == ST_INT8 ? G : 2 * G;  // per row
-  if (m.panels) {
-    std::vector<int8_t> stage(panel_stage_bytes(storage, m.Kp));
-    int8_t* codes = stage.data();
-    char* sc = (char*)codes + (size_t)QP_ROWS * m.Kp;
-    for (int p = 0; p * QP_ROWS < rows; p++) {
-      std::fill(stage.begin(), stage.end(), 0);
-      for (int i = 0; i < QP_ROWS && p * QP_ROWS + i < rows; i++) {
-        const int r = p * QP_ROWS + i;
-        std::memcpy(codes + (size_t)i * m.Kp, (const int8_t*)q + (size_t)r * cols, (size_t)cols);
-        const float* src = scales + (size_t)r * scaleFloats;
-        if (storage == ST_INT8)  // quant.ts int8 scales are f16 values (int8WeightScale): stored exactly
-          for (int g = 0; g < G; g++) reinterpret_cast<uint16_t*>(sc)[(size_t)i * G + g] = f32_to_f16(src[g]);
-        else
-          std::memcpy(sc + (size_t)i * scaleFloats * 4, src, (size_t)scaleFloats * 4);
-      }
-      store_panel(m, (size_t)p, codes);
-    }
+  const int scaleFloats = (storage == ST_INT8 ? 1 : 2) * (m.Kp / QGROUP);  // per row
+  auto codesOf = [&](long r) { return (const uint8_t*)q + (size_t)r * cols; };
+  if (!m.panels) {
+    for (int r = 0; r < rows; r++) write_quantized_row(m, r, codesOf(r), scales + (size_t)r * scaleFloats);
     return w;
   }
-  for (int r = 0; r < rows; r++) {
-    char* row = const_cast<char*>(mat_row<char>(m, r));
-    if (storage == ST_INT8) {
-      std::memcpy(row, (const int8_t*)q + (size_t)r * cols, (size_t)cols);
-    } else {
-      // one 0..15 code per element in → two per byte, element j low and j+16 high within each group
-      const uint8_t* codes = (const uint8_t*)q + (size_t)r * cols;
-      for (int g = 0; g < G; g++)
-        for (int j = 0; j < 16; j++) {
-          const int k = g * QGROUP + j;
-          const uint8_t lo = k < cols ? codes[k] & 15 : 0;
-          const uint8_t hi = k + 16 < cols ? codes[k + 16] & 15 : 0;
-          row[g * 16 + j] = (char)(lo | (hi << 4));
-        }
+  std::vector<char> buf(panel_stage_bytes(m) + 64);
+  void* aligned = buf.data() + (64 - (uintptr_t)buf.data() % 64) % 64;
+  for (int p = 0; p * QP_ROWS < rows; p++) {
+    const MatW st = panel_stage(m, aligned);
+    for (int i = 0; i < QP_ROWS && p * QP_ROWS + i < rows; i++) {
+      const long r = (long)p * QP_ROWS + i;
+      write_quantized_row(st, i, codesOf(r), scales + (size_t)r * scaleFloats);
     }
-    const float* src = scales + (size_t)r * scaleFloats;
-    if (storage == ST_INT8) {  // quant.ts int8 scales are f16 values (int8WeightScale): stored exactly
-      uint16_t* d = const_cast<uint16_t*>(mat_scales<uint16_t>(m, r));
-      for (int g = 0; g < G; g++) d[g] = f32_to_f16(src[g]);
-    } else {
-      std::memcpy(const_cast<float*>(mat_scales<float>(m, r)), src, (size_t)scaleFloats * 4);
-    }
+    store_panel(m, (size_t)p, st);
   }
   return w;
 }
