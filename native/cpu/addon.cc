@@ -55,6 +55,7 @@ class NativeCpu : public Napi::ObjectWrap<NativeCpu> {
                            InstanceMethod("probeBandwidth", &NativeCpu::ProbeBandwidth),
                            InstanceMethod("setIdlePrefetch", &NativeCpu::SetIdlePrefetch),
                            InstanceMethod("setQuantPanels", &NativeCpu::SetQuantPanels),
+                           InstanceMethod("quantPanels", &NativeCpu::QuantPanels),
                            InstanceMethod("idlePrefetches", &NativeCpu::IdlePrefetches),
                        });
   }
@@ -156,6 +157,9 @@ class NativeCpu : public Napi::ObjectWrap<NativeCpu> {
     C(info).quantPanels = info[0].ToBoolean().Value();
     return info.Env().Undefined();
   }
+  // quantPanels() → whether int8/int4 weights loaded now go into panels (and their matmuls quantize activations
+  // to int8 planes: quant_panels.inc).
+  Napi::Value QuantPanels(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), C(info).useQuantPanels()); }
   // idlePrefetches() → how many times a helper started prefetching a next matrix.
   Napi::Value IdlePrefetches(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), (double)C(info).idlePrefetches.load());

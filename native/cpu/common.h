@@ -57,6 +57,11 @@ struct MatW {
 /** The panel layout (MatW): rows per panel and bytes per group of a panel. */
 constexpr int QP_ROWS = 16;
 constexpr size_t QP_GROUP_BYTES_INT8 = 544, QP_GROUP_BYTES_INT4 = 384;
+/** Planes of int8 activation codes the panels multiply (KernelTable::qpPrep): int8 weights two (~int16
+ * precision), int4 one. */
+static inline int qp_act_terms(int storage) { return storage == ST_INT8 ? 2 : 1; }
+/** Floats of one activation row prepared for the panels (KernelTable::qpPrep). */
+static inline size_t qp_x_floats(int Kp, int terms) { return (size_t)terms * Kp / 4 + 2 * (size_t)(Kp / 32); }
 /** Panel p's first group. */
 static inline const char* mat_panel(const MatW& w, size_t p) {
   return static_cast<const char*>(w.data) + p * QP_ROWS * w.rowBytes;
@@ -214,6 +219,7 @@ struct KernelTable {
    * (Kp int16 codes, then Kp/32 scales), for int4 followed by Kp/32 sums (scale · Σ codes) of its groups. Every
    * output is computed the same way whatever `rows` is.
    */
+  void (*qpPrep)(int storage, const float* x, int K, int Kp, float* row);
   void (*qpRows)(const MatW& w, const float* xp, size_t xstride, int rows, float* y, int ldy, const float* bias,
                  int n0, int n1);
 };

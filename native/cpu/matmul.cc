@@ -202,28 +202,15 @@ void gemm_panels(Context& c, const MatW& w, int rows, int NR, size_t tileFloats,
 void matmul_quant_panels(Context& c, float* y, const float* x, const WeightT& w, const float* bias, int rows) {
   const MatW& m = w.mat;
   const KernelTable* Kt = c.K;
-  const int N = m.N, K = m.K, Kp = m.Kp, G = Kp / QGROUP;
-  const bool q4 = m.storage == ST_INT4;
-  // floats of one prepared row: int16 codes, group scales, then (int4) scale · Σ codes per group
-  const size_t xstride = (size_t)Kp / 2 + (size_t)G * (q4 ? 2 : 1);
+  const int N = m.N, K = m.K, Kp = m.Kp;
+  const size_t xstride = qp_x_floats(Kp, qp_act_terms(m.storage));
   const int chunk = std::max(Kt->gemvMaxRows, (int)(kPackedBytes / (xstride * 4)));
   const int nt = threads_for(c, (double)N * Kp * rows);
   for (int m0 = 0; m0 < rows; m0 += chunk) {
     const int mRows = std::min(rows - m0, chunk);
     float* xp = c.xpad.floats((size_t)mRows * xstride);
     auto prep = [&](long b, long e, int) {
-      for (long r = b; r < e; r++) {
-        float* row = xp + r * xstride;
-        Kt->gemvPrep(ST_INT8, x + (size_t)(m0 + r) * K, K, K, Kp, 1, row);
-        if (!q4) continue;
-        const int16_t* codes = reinterpret_cast<const int16_t*>(row);
-        const float* scale = row + Kp / 2;
-        for (int g = 0; g < G; g++) {
-          int32_t sum = 0;
-          for (int k = 0; k < QGROUP; k++) sum += codes[g * QGROUP + k];
-          row[Kp / 2 + G + g] = scale[g] * (float)sum;
-        }
-      }
+      for (long r = b; r < e; r++) Kt->qpPrep(m.storage, x + (size_t)(m0 + r) * K, K, Kp, xp + r * xstride);
     };
     if (mRows <= Kt->gemvMaxRows)
       prep(0, mRows, 0);

@@ -118,22 +118,23 @@ void store_panel(const MatW& m, size_t p, const MatW& st) {
   char* pan = const_cast<char*>(mat_panel(m, p));
   for (int g = 0; g < G; g++) {
     if (m.storage == ST_INT8) {
+      // codes offset to unsigned (q + 128) for vpdpbusd's unsigned operand
       char* blk = pan + (size_t)g * QP_GROUP_BYTES_INT8;
       for (int i = 0; i < QP_ROWS; i++) {
         const int8_t* q = mat_row<int8_t>(st, i) + g * QGROUP;
-        for (int j = 0; j < QGROUP / 2; j++) std::memcpy(blk + 32 * j + 2 * i, q + 2 * j, 2);
+        for (int k = 0; k < QGROUP; k++) blk[64 * (k / 4) + 4 * i + k % 4] = (char)(q[k] ^ 0x80);
         std::memcpy(blk + 512 + 2 * i, mat_scales<uint16_t>(st, i) + g, 2);
       }
     } else {
-      // row-major: byte j of a group holds element j (low nibble) and j + 16 (high); in the panel, chunk 2b's
-      // element e (row e/2, column 4b + e%2) is the low nibble of byte 32b + e, chunk 2b + 1's the high one
+      // row-major: byte j of a group holds element j (low nibble) and j + 16 (high); in the panel, block b's
+      // byte 4i + t holds row i's column 8b + t (chunk 2b) in its low nibble and 8b + 4 + t (chunk 2b + 1) in
+      // its high one
       char* blk = pan + (size_t)g * QP_GROUP_BYTES_INT4;
       for (int i = 0; i < QP_ROWS; i++) {
         const uint8_t* q = mat_row<uint8_t>(st, i) + g * QGROUP / 2;
         auto code = [&](int k) { return k < 16 ? q[k] & 15 : q[k - 16] >> 4; };
-        for (int b = 0; b < 8; b++)
-          for (int par = 0; par < 2; par++)
-            blk[32 * b + 2 * i + par] = (char)(code(4 * b + par) | code(4 * b + 2 + par) << 4);
+        for (int b = 0; b < 4; b++)
+          for (int t = 0; t < 4; t++) blk[64 * b + 4 * i + t] = (char)(code(8 * b + t) | code(8 * b + 4 + t) << 4);
         const float* dm = mat_scales<float>(st, i) + 2 * g;
         std::memcpy(blk + 256 + 4 * i, dm, 4);
         std::memcpy(blk + 320 + 4 * i, dm + 1, 4);

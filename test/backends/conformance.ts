@@ -60,6 +60,11 @@ export interface ConformanceOptions {
    * GEMM: native/cpu/amx_gemm.inc); the oracle rounds activations and weights the same way.
    */
   quantGemmBf16FromRows?: number;
+  /**
+   * int8/int4 matmuls quantize every group of 32 activations to int8 codes first (the CPU panels on
+   * AVX512-VNNI: native/cpu/quant_panels.inc); the oracle quantizes them the same way (panelActivations).
+   */
+  quantPanelActivations?: boolean;
 }
 
 /**
@@ -158,6 +163,10 @@ export class StorageReference extends ReferenceBackend {
     return exact;
   }
   override matmul(out: Buf, x: Buf, w: Weight, bias: Weight | null, rows: number): void {
+    if (this.opts.quantPanelActivations && (w.storage === "int8" || w.storage === "int4")) {
+      super.matmul(out, withPanelActivations(this, x, w, rows), w, bias, rows);
+      return;
+    }
     const gemm =
       rows >= (this.opts.quantGemmBf16FromRows ?? Number.POSITIVE_INFINITY) ? this.gemmWeights.get(w) : undefined;
     if (!gemm) {
@@ -170,6 +179,56 @@ export class StorageReference extends ReferenceBackend {
     this.write(xr, xv.map(bf16Round));
     super.matmul(out, xr, gemm, bias, rows);
   }
+}
+
+/** Round half to even, as vcvtps2dq does under the default rounding mode. */
+function rint(t: number): number {
+  const f = Math.floor(t);
+  const d = t - f;
+  return d > 0.5 || (d === 0.5 && f % 2 !== 0) ? f + 1 : f;
+}
+
+/**
+ * x (rows × K) as native/cpu/quant_panels.inc's qp_prep quantizes it for int8/int4 panels, per group of 32:
+ * t = x · fround(127/max|x|), q1 = rint(t); int8 weights add q2 = rint(256 (t − q1)) clamped to int8, so that
+ * x̂ = fround(s/256) · (256 q1 + q2) with s = fround(max|x|/127); int4 x̂ = s · q1. A group with a NaN or ±inf
+ * gives NaN.
+ */
+export function panelActivations(x: Float32Array, rows: number, K: number, storage: "int8" | "int4"): Float32Array {
+  const out = new Float32Array(rows * K);
+  for (let r = 0; r < rows; r++) {
+    for (let g = 0; g < K; g += QGROUP) {
+      const end = Math.min(K, g + QGROUP);
+      let m = 0;
+      for (let k = g; k < end; k++) m = Math.max(m, Math.abs(x[r * K + k]));
+      if (!Number.isFinite(m)) {
+        out.fill(Number.NaN, r * K + g, r * K + end);
+        continue;
+      }
+      const inv = m > 0 ? Math.fround(127 / m) : 0;
+      const s = Math.fround(m / 127);
+      for (let k = g; k < end; k++) {
+        const t = Math.fround(x[r * K + k] * inv);
+        const q1 = Math.max(-128, Math.min(127, rint(t)));
+        if (storage === "int4") {
+          out[r * K + k] = s * q1;
+          continue;
+        }
+        const q2 = Math.max(-128, Math.min(127, rint(Math.fround(Math.fround(t - q1) * 256))));
+        out[r * K + k] = Math.fround(s / 256) * (256 * q1 + q2);
+      }
+    }
+  }
+  return out;
+}
+
+/** A buffer of x's rows as the CPU panels quantize them for int8/int4 weight `w` (panelActivations). */
+export function withPanelActivations(be: ReferenceBackend, x: Buf, w: Weight, rows: number): Buf {
+  const xv = new Float32Array(rows * w.shape[1]);
+  be.read(x, xv);
+  const xq = be.buffer(xv.length);
+  be.write(xq, panelActivations(xv, rows, w.shape[1], w.storage as "int8" | "int4"));
+  return xq;
 }
 
 /** What the KV cache of `dtype` stores for the K/V parts of qkv rows (f32 values). */

@@ -76,7 +76,11 @@ describe("cpu backend end to end (loadModel, prompt + decode logits vs reference
         const bf16Gemm = isa === "amx" && (storage === "int8" || storage === "int4");
         const b = loadModel(
           root(model),
-          new StorageReference(bf16Gemm ? { quantGemmBf16FromRows: AMX_QUANT_BF16_MIN_ROWS } : {}),
+          new StorageReference(
+            bf16Gemm
+              ? { quantGemmBf16FromRows: AMX_QUANT_BF16_MIN_ROWS }
+              : { quantPanelActivations: cpu.quantPanels },
+          ),
           opts,
         );
         const tol = (ref: Float32Array, exact: number) => (bf16Gemm ? 1e-2 * maxAbs(ref) : exact);

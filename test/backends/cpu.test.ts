@@ -15,9 +15,24 @@ import { f32ToBf16, hostF32 } from "../../src/formats/dtype.ts";
 import { quantizeInt4, quantizeInt8, quantizeInt8Group } from "../../src/formats/quant.ts";
 import { type ConformanceOptions, makeStep, runConformance } from "./conformance.ts";
 
-/** The amx GEMM multiplies int8/int4 weights as bf16 (cpu-backend.ts); every other kernel set the exact x̂. */
-const conformanceOptions = (isa: CpuIsa): ConformanceOptions =>
-  isa === "amx" ? { quantGemmBf16FromRows: AMX_QUANT_BF16_MIN_ROWS } : {};
+/**
+ * The amx GEMM multiplies int8/int4 weights as bf16 (cpu-backend.ts), the avx512 panels on AVX512-VNNI int8
+ * activation codes; every other kernel set the exact x̂ by (nearly) exact activations.
+ */
+const conformanceOptions = (isa: CpuIsa, quantPanels = false): ConformanceOptions =>
+  isa === "amx"
+    ? { quantGemmBf16FromRows: AMX_QUANT_BF16_MIN_ROWS }
+    : quantPanels
+      ? { quantPanelActivations: true }
+      : {};
+
+/** Whether `isa`'s int8/int4 weights go into the VNNI panels on this CPU. */
+function usesQuantPanels(isa: CpuIsa): boolean {
+  const be = new CpuBackend({ isa, threads: 1 });
+  const on = be.quantPanels;
+  be.dispose();
+  return on;
+}
 
 const probe = CpuBackend.tryLoad({ threads: 1 });
 const skip = "error" in probe ? `native CPU backend unavailable: ${probe.error}` : false;
@@ -32,7 +47,7 @@ if (skip) {
       test(`conformance: cpu-${isa}`, { skip: `this CPU cannot run ${isa}` }, () => {});
       continue;
     }
-    runConformance(`cpu-${isa}`, () => new CpuBackend({ isa }), conformanceOptions(isa));
+    runConformance(`cpu-${isa}`, () => new CpuBackend({ isa }), conformanceOptions(isa, usesQuantPanels(isa)));
   }
   // On a CPU with AVX512-VNNI, int8/int4 weights are stored in panels for quant_panels.inc; the row-major GEMV
   // and f32 panel GEMM they replace there (the path of AVX-512 CPUs without VNNI) are checked too.
@@ -46,7 +61,11 @@ if (skip) {
   }
   // Three threads on any machine: uneven static chunks and more workers than some ops have rows.
   const best = isas.at(-1) as CpuIsa;
-  runConformance(`cpu-${best} (3 threads)`, () => new CpuBackend({ isa: best, threads: 3 }), conformanceOptions(best));
+  runConformance(
+    `cpu-${best} (3 threads)`,
+    () => new CpuBackend({ isa: best, threads: 3 }),
+    conformanceOptions(best, usesQuantPanels(best)),
+  );
 
   test("KV rows are stored as quant.ts / dtype.ts convert them, bit for bit, on every kernel set", () => {
     // attention over a single key returns its V row as stored (bf16: widened; int8: code × scale), so a

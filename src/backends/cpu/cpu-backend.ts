@@ -129,6 +129,7 @@ interface NativeCpu extends NativeHandleOps {
   probeBandwidth(bytes: number, reps: number): Float64Array;
   setIdlePrefetch(on: boolean): void;
   setQuantPanels(on: boolean): void;
+  quantPanels(): boolean;
   idlePrefetches(): number;
 }
 
@@ -258,6 +259,14 @@ export class CpuBackend implements Backend, QuantizedWeightSink {
    */
   setQuantPanels(on: boolean): void {
     this.#n.setQuantPanels(on);
+  }
+
+  /**
+   * Whether int8/int4 weights loaded now go into panels, whose matmuls quantize each group of 32 activations
+   * to int8 codes (int8 weights: two planes, ~int16 precision; int4: one) — the oracle the tests mirror.
+   */
+  get quantPanels(): boolean {
+    return this.#n.quantPanels();
   }
 
   /** How many times a pool helper has started prefetching the next GEMV's matrix (a test/benchmark hook). */
