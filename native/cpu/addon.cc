@@ -56,6 +56,7 @@ class NativeCpu : public Napi::ObjectWrap<NativeCpu> {
                            InstanceMethod("setIdlePrefetch", &NativeCpu::SetIdlePrefetch),
                            InstanceMethod("setQuantPanels", &NativeCpu::SetQuantPanels),
                            InstanceMethod("quantPanels", &NativeCpu::QuantPanels),
+                           InstanceMethod("setBf16Dot", &NativeCpu::SetBf16Dot),
                            InstanceMethod("idlePrefetches", &NativeCpu::IdlePrefetches),
                        });
   }
@@ -141,7 +142,8 @@ class NativeCpu : public Napi::ObjectWrap<NativeCpu> {
   Napi::Value Describe(const Napi::CallbackInfo& info) {
     Context& c = C(info);
     return Napi::String::New(info.Env(), std::string("native CPU (") + c.K->name + (c.useQuantPanels() ? " + VNNI" : "") +
-                                             ", " + std::to_string(c.pool->size()) + " threads)");
+                                             (c.useBf16Dot() ? " + BF16" : "") + ", " + std::to_string(c.pool->size()) +
+                                             " threads)");
   }
   Napi::Value Isa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), C(info).K->name); }
   Napi::Value Threads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), C(info).pool->size()); }
@@ -160,6 +162,11 @@ class NativeCpu : public Napi::ObjectWrap<NativeCpu> {
   // quantPanels() → whether int8/int4 weights loaded now go into panels (and their matmuls quantize activations
   // to int8 planes: quant_panels.inc).
   Napi::Value QuantPanels(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), C(info).useQuantPanels()); }
+  // setBf16Dot(on): whether bf16 GEMMs use the AVX512-BF16 kernel where it runs (bf16_dot.inc; tests turn it off).
+  Napi::Value SetBf16Dot(const Napi::CallbackInfo& info) {
+    C(info).bf16Dot = info[0].ToBoolean().Value();
+    return info.Env().Undefined();
+  }
   // idlePrefetches() → how many times a helper started prefetching a next matrix.
   Napi::Value IdlePrefetches(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), (double)C(info).idlePrefetches.load());

@@ -141,7 +141,10 @@ static inline size_t attn_scratch_floats(int rows, int headDim) {
   return vec > amx ? vec : amx;
 }
 
-/** Packed activations for one AMX call: `blocks` 16-row blocks from amxPackX, `rows` valid rows in all. */
+/** Activation rows per block of bf16 planes (KernelTable::packBf16Planes). */
+constexpr int PLANE_ROWS = 16;
+
+/** Packed activations for one AMX call: `blocks` 16-row blocks from packBf16Planes, `rows` valid rows in all. */
 struct AmxX {
   const uint16_t* planes;
   size_t planeStride;  // bf16 elements from one block's planes to the next
@@ -197,9 +200,10 @@ struct KernelTable {
   /** Streams n bytes (multiple of 256) and returns a checksum (bandwidth probe). */
   float (*streamRead)(const void* p, size_t n);
 
-  // ---- AMX GEMM (amx_gemm.inc; nullptr for every other ISA). Blocks: 16 activation rows × 32 weight rows.
+  // ---- bf16 dot products (bf16_planes.inc: the amx and avx512 builds; nullptr in the others)
   /** Packs ≤ 16 rows of x into the first `terms` bf16 planes (hi, mid, lo) of [Kp/2][16][2], Kp·16 apart. */
-  void (*amxPackX)(const float* x, int ldx, int K, int Kp, int rows, int terms, uint16_t* planes);
+  void (*packBf16Planes)(const float* x, int ldx, int K, int Kp, int rows, int terms, uint16_t* planes);
+  // ---- AMX GEMM (amx_gemm.inc; nullptr for every other ISA). Blocks: 16 activation rows × 32 weight rows.
   /**
    * Weight rows [n0, n0+cnt) (cnt ≤ 32) as bf16 [32][Kp], zero beyond cnt: bf16 values, int8/int4 as
    * bf16(x̂) of their dequantized value, f16 as two panels (hi, lo).
@@ -222,6 +226,13 @@ struct KernelTable {
   void (*qpPrep)(int storage, const float* x, int K, int Kp, float* row);
   void (*qpRows)(const MatW& w, const float* xp, size_t xstride, int rows, float* y, int ldy, const float* bias,
                  int n0, int n1);
+  // ---- AVX512-BF16 GEMM (bf16_dot.inc; nullptr in the other builds; used only where cpu_supports_avx512_bf16())
+  /**
+   * bf16 weights in place: y[r*ldy + c] = x[r]·W[n0 + c] (+bias[c]) for r < rows ≤ 32, c < cols ≤ 12, x as
+   * BF16_DOT_BLOCKS 16-row blocks of hi and mid planes (packBf16Planes, blockElems bf16 apart).
+   */
+  void (*bf16Dot)(const uint16_t* planes, size_t blockElems, const MatW& w, int n0, float* y, int ldy, int rows,
+                  int cols, const float* bias);
 };
 
 /** The AMX GEMM handles these storages (others use the AVX-512 GEMM). */
@@ -230,7 +241,7 @@ static inline bool amx_storage(int storage) {
 }
 
 /** Activation planes the AMX tiles of a storage read (amx_gemm.inc): hi + mid + lo for f16, hi + mid for bf16,
- * hi alone for int8/int4 (W8A16 in bf16). amxPackX writes that many. */
+ * hi alone for int8/int4 (W8A16 in bf16). packBf16Planes writes that many. */
 static inline int amx_planes(int storage) { return storage == ST_F16 ? 3 : storage == ST_BF16 ? 2 : 1; }
 
 const KernelTable* kernels_scalar();

@@ -65,6 +65,7 @@ struct StepMetaN {
 bool cpu_supports_avx2();
 bool cpu_supports_avx512();
 bool cpu_supports_avx512_vnni();
+bool cpu_supports_avx512_bf16();
 bool cpu_supports_amx();
 
 struct Context {
@@ -92,6 +93,8 @@ struct Context {
    * (off: row-major, the GEMV and f32 panel GEMM of AVX-512 CPUs without VNNI, for tests). */
   bool quantPanels = true;
   bool useQuantPanels() const { return quantPanels && K->qpRows && cpu_supports_avx512_vnni(); }
+  bool bf16Dot = true;
+  bool useBf16Dot() const { return bf16Dot && K->bf16Dot && cpu_supports_avx512_bf16(); }
 
   /** Drops every reference to `w` (before it is freed). */
   void forgetWeight(const WeightT* w) {

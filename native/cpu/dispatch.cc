@@ -33,6 +33,10 @@ bool cpu_supports_avx512_vnni() {
   static const bool ok = cpu_supports_avx512() && __builtin_cpu_supports("avx512vnni");
   return ok;
 }
+bool cpu_supports_avx512_bf16() {
+  static const bool ok = cpu_supports_avx512() && __builtin_cpu_supports("avx512bf16");
+  return ok;
+}
 bool cpu_supports_amx() {
   static const bool ok = [] {
     // the AMX kernels also use AVX512-BF16 (vcvtne2ps2bf16: int8/int4 → bf16 panels), on every AMX CPU
@@ -54,6 +58,7 @@ bool cpu_supports_amx() {
 bool cpu_supports_avx2() { return false; }
 bool cpu_supports_avx512() { return false; }
 bool cpu_supports_avx512_vnni() { return false; }
+bool cpu_supports_avx512_bf16() { return false; }
 bool cpu_supports_amx() { return false; }
 #endif
 

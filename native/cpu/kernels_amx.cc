@@ -8,7 +8,8 @@
 #include "common.h"
 
 #define LOOM_ISA_NAME "amx"
-#define LOOM_AMX_HOOKS amx_pack_x, amx_panel, amx_block
+#define LOOM_BF16_PLANE_HOOKS pack_bf16_planes
+#define LOOM_AMX_HOOKS amx_panel, amx_block
 #define LOOM_AMX_ATTENTION 1
 // GEMV streaming as measured on Sapphire Rapids (gemv.inc; the avx512 build's defaults are Zen 4's)
 #define LOOM_GEMV_STREAMS_R1 4

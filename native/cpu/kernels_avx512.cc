@@ -8,6 +8,7 @@
 
 #define LOOM_ISA_NAME "avx512"
 #define LOOM_QUANT_PANELS 1  // int8/int4 panels for AVX512-VNNI CPUs (quant_panels.inc); the AMX build has its own GEMM
+#define LOOM_BF16_DOT 1      // the bf16 GEMM for AVX512-BF16 CPUs (bf16_dot.inc); the AMX build has its own
 #define LOOM_GEMV_PF_ROWS 0  // row-major GEMV streams without software prefetch, as measured on Zen 4 (gemv.inc)
 namespace loom {
 namespace isa_avx512 {

@@ -122,7 +122,7 @@ void matmul_amx(Context& c, float* y, const float* x, const WeightT& w, const fl
     auto pack = [&](long b, long e, int) {
       for (long i = b; i < e; i++) {
         const int r = mRows - (int)i * 16 < 16 ? mRows - (int)i * 16 : 16;
-        Kt->amxPackX(x + (size_t)(m0 + i * 16) * K, K, K, Kp, r, terms, planes + i * planeElems);
+        Kt->packBf16Planes(x + (size_t)(m0 + i * 16) * K, K, K, Kp, r, terms, planes + i * planeElems);
       }
     };
     c.pool->parallelFor(mb, 1, nt, pack);
@@ -254,6 +254,23 @@ void matmul(Context& c, float* y, const float* x, const WeightT& w, const float*
   }
 
   const int MR = Kt->gemmMR;
+  if (m.storage == ST_BF16 && c.useBf16Dot()) {
+    // bf16 weights read in place by vdpbf16ps against the activations' hi + mid planes (bf16_dot.inc)
+    const size_t blockElems = (size_t)2 * Kp * PLANE_ROWS;
+    gemm_panels(
+        c, m, rows, Kt->gemmNR, (size_t)Kp * MR, 0,
+        [&](int m0, int r, float* dst) {
+          for (int b = 0; b * PLANE_ROWS < r; b++)
+            Kt->packBf16Planes(x + (size_t)(m0 + b * PLANE_ROWS) * K, K, K, Kp, std::min(PLANE_ROWS, r - b * PLANE_ROWS),
+                               2, reinterpret_cast<uint16_t*>(dst) + b * blockElems);
+        },
+        [](int, int, float*) {},
+        [&](const float* xt, const float*, int m0, int n0, int r, int cols) {
+          Kt->bf16Dot(reinterpret_cast<const uint16_t*>(xt), blockElems, m, n0, y + (size_t)m0 * N + n0, N, r, cols,
+                      bias ? bias + n0 : nullptr);
+        });
+    return;
+  }
   // Even f32 weights go through the panel copy: broadcasting from 12 far-apart rows of W (cold, strided)
   // measured ~25% slower than from a compact, cache-resident panel.
   const int NR = Kt->gemmNR;

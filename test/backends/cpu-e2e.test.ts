@@ -77,9 +77,7 @@ describe("cpu backend end to end (loadModel, prompt + decode logits vs reference
         const b = loadModel(
           root(model),
           new StorageReference(
-            bf16Gemm
-              ? { quantGemmBf16FromRows: AMX_QUANT_BF16_MIN_ROWS }
-              : { quantPanelActivations: cpu.quantPanels },
+            bf16Gemm ? { quantGemmBf16FromRows: AMX_QUANT_BF16_MIN_ROWS } : { quantPanelActivations: cpu.quantPanels },
           ),
           opts,
         );

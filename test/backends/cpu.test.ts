@@ -49,15 +49,17 @@ if (skip) {
     }
     runConformance(`cpu-${isa}`, () => new CpuBackend({ isa }), conformanceOptions(isa, usesQuantPanels(isa)));
   }
-  // On a CPU with AVX512-VNNI, int8/int4 weights are stored in panels for quant_panels.inc; the row-major GEMV
-  // and f32 panel GEMM they replace there (the path of AVX-512 CPUs without VNNI) are checked too.
+  // On a CPU with AVX512-VNNI, int8/int4 weights are stored in panels for quant_panels.inc, and with AVX512-BF16
+  // bf16 GEMMs run bf16_dot.inc; the row-major GEMV and f32 panel GEMM they replace there (the path of AVX-512
+  // CPUs without VNNI or BF16) are checked too.
   if (isas.includes("avx512")) {
-    const panels = () => {
+    const plain = () => {
       const be = new CpuBackend({ isa: "avx512" });
       be.setQuantPanels(false);
+      be.setBf16Dot(false);
       return be;
     };
-    runConformance("cpu-avx512 (row-major int8/int4: GEMV and f32 panel GEMM)", panels, conformanceOptions("avx512"));
+    runConformance("cpu-avx512 (no VNNI/BF16 kernels: row-major int8/int4, f32 panel GEMM)", plain, {});
   }
   // Three threads on any machine: uneven static chunks and more workers than some ops have rows.
   const best = isas.at(-1) as CpuIsa;
@@ -198,10 +200,11 @@ if (skip) {
       assert.ok("error" in missing && /not found/.test(missing.error), JSON.stringify(missing));
     });
 
-    test("describe names the ISA, the VNNI int8/int4 panels where they run, and the thread count", () => {
+    test("describe names the ISA, the VNNI and BF16 kernels where they run, and the thread count", () => {
       const b = new CpuBackend({ threads: 2 });
-      assert.match(b.describe(), new RegExp(`\\(${b.isa}( \\+ VNNI)?, 2 threads\\)`));
+      assert.match(b.describe(), new RegExp(`\\(${b.isa}( \\+ VNNI)?( \\+ BF16)?, 2 threads\\)`));
       b.setQuantPanels(false);
+      b.setBf16Dot(false);
       assert.match(b.describe(), new RegExp(`\\(${b.isa}, 2 threads\\)`));
       b.dispose();
     });

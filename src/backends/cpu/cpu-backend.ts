@@ -130,6 +130,7 @@ interface NativeCpu extends NativeHandleOps {
   setIdlePrefetch(on: boolean): void;
   setQuantPanels(on: boolean): void;
   quantPanels(): boolean;
+  setBf16Dot(on: boolean): void;
   idlePrefetches(): number;
 }
 
@@ -259,6 +260,14 @@ export class CpuBackend implements Backend, QuantizedWeightSink {
    */
   setQuantPanels(on: boolean): void {
     this.#n.setQuantPanels(on);
+  }
+
+  /**
+   * Whether bf16 GEMMs (past the GEMV rows) use the AVX512-BF16 kernel where the build and CPU have it (on by
+   * default; off: the f32 panel GEMM of AVX-512 CPUs without BF16, so that the tests cover both on one machine).
+   */
+  setBf16Dot(on: boolean): void {
+    this.#n.setBf16Dot(on);
   }
 
   /**
