@@ -36,14 +36,15 @@ static inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
  *
  * int8 and int4 in panels (`panels` set; the avx512 build on AVX512-VNNI CPUs, quant_panels.inc): rows in
  * panels of QP_ROWS = 16 (the last one padded with zero rows), a panel's Kp/32 groups one after another, each
- * 16 chunks of the group's columns 2j and 2j+1 for the 16 rows (row i's codes at positions 2i and 2i+1), then
- * the 16 rows' scales:
- *   int8 (544 bytes a group): chunk j = 32 bytes at 32j; then 16 f16 d
- *   int4 (384 bytes a group): chunks 2b and 2b+1 share the 32 bytes at 32b, chunk 2b in the low nibbles and
+ * 8 chunks of 4 of the group's columns (chunk j: columns 4j..4j+3) for the 16 rows (row i's 4 codes at bytes
+ * 4i..4i+3 of the chunk), then the 16 rows' scales:
+ *   int8 (544 bytes a group): chunk j = 64 bytes at 64j, codes stored unsigned (q + 128); then 16 f16 d
+ *   int4 (384 bytes a group): chunks 2b and 2b+1 share the 64 bytes at 64b, chunk 2b in the low nibbles and
  *        2b+1 in the high ones; then 16 f32 d and 16 f32 m
- * A vector of 16 int16 pairs is then one row each, so a group's 16 row sums come out of 16 vpdpwssd without a
- * horizontal add. rowBytes = a group's bytes / 16 · Kp/32 (panel p is the rows [16p, 16p+16) × rowBytes bytes
- * from p·16·rowBytes), `scales` is null.
+ * A 64-byte chunk is then 4 unsigned codes per row and lane, so one vpdpbusd against 4 broadcast int8
+ * activation codes adds 4 products to each of the 16 rows' sums, without a horizontal add. rowBytes = a
+ * group's bytes / 16 · Kp/32 (panel p is the rows [16p, 16p+16) × rowBytes bytes from p·16·rowBytes), `scales`
+ * is null.
  */
 struct MatW {
   int storage;
@@ -217,13 +218,13 @@ struct KernelTable {
   void (*amxBlock)(const MatW& w, const uint16_t* a, int lda, const AmxX& x, float* y, int ldy, int cols,
                    const float* bias, const char* pf, size_t pfBytes);
   // ---- AVX512-VNNI (quant_panels.inc; nullptr in the other builds; used only where cpu_supports_avx512_vnni())
+  /** An activation row as the panels of `storage` multiply it: qp_x_floats(Kp, qp_act_terms(storage)) floats. */
+  void (*qpPrep)(int storage, const float* x, int K, int Kp, float* row);
   /**
    * int8/int4 weights in panels (MatW.panels), GEMV and GEMM alike: y[r*ldy + n] = x[r]·W[n] (+bias[n]) for r < rows,
-   * n in [n0, n1) (n0 a multiple of 16); activation row r at xp + r·xstride as gemvPrep(ST_INT8) writes one row
-   * (Kp int16 codes, then Kp/32 scales), for int4 followed by Kp/32 sums (scale · Σ codes) of its groups. Every
-   * output is computed the same way whatever `rows` is.
+   * n in [n0, n1) (n0 a multiple of 16); activation row r at xp + r·xstride as qpPrep wrote it. Every output is
+   * computed the same way whatever `rows` is.
    */
-  void (*qpPrep)(int storage, const float* x, int K, int Kp, float* row);
   void (*qpRows)(const MatW& w, const float* xp, size_t xstride, int rows, float* y, int ldy, const float* bias,
                  int n0, int n1);
   // ---- AVX512-BF16 GEMM (bf16_dot.inc; nullptr in the other builds; used only where cpu_supports_avx512_bf16())

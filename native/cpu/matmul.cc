@@ -7,13 +7,15 @@
 //  more rows  GEMM: activations packed k-major into tiles of MR rows (phase 1, parallel over tiles); then
 //            threads split W into panels of NR rows, dequantize a panel to f32 once (f32 weights are copied
 //            into one too) and run every row tile against it from L1/L2 (phase 2). Rows are processed in
-//            chunks whose packed activations stay within ~1 MB (L2). With AMX: tile GEMM (below).
+//            chunks whose packed activations stay within ~1 MB (L2). With AMX: tile GEMM (below); with
+//            AVX512-BF16 (and no AMX), bf16 weights are read in place by vdpbf16ps (bf16_dot.inc).
 //  int8 and int4 weights on AVX512-VNNI CPUs without AMX are stored in 16-row panels, and one kernel
 //  (quant_panels.inc) does their GEMV and GEMM with the same arithmetic, so a row's output does not depend on
 //  the batch.
-//  Arithmetic is f32 with f32 activations, except int8 on AVX-512 (GEMV, and the int8/int4 panels with VNNI:
-//  int16 activations) and the AMX tiles (activations split into bf16 terms; int8/int4 weights and activations
-//  rounded to bf16): see the accuracy notes in cpu-backend.ts and amx_gemm.inc.
+//  Arithmetic is f32 with f32 activations, except int8 on AVX-512 without VNNI (GEMV: int16 activations), the
+//  int8/int4 panels (int8 activation codes: two planes for int8, ~int16 precision; one for int4), the
+//  AVX512-BF16 GEMM (activations as two bf16 terms, ~2⁻¹⁷ of each) and the AMX tiles (activations split into
+//  bf16 terms; int8/int4 weights and activations rounded to bf16): see the accuracy notes in cpu-backend.ts.
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -194,8 +196,8 @@ void gemm_panels(Context& c, const MatW& w, int rows, int NR, size_t tileFloats,
 }
 
 /**
- * int8/int4 weights in panels (quant_panels.inc), any number of rows: activation rows quantized to int16 (one
- * gemvPrep row each, int4 then its group sums, in chunks of ~1 MB, in parallel when there are many), then
+ * int8/int4 weights in panels (quant_panels.inc), any number of rows: activation rows quantized to int8 codes
+ * (qpPrep, in chunks of ~1 MB, in parallel when there are many), then
  * threads split the output rows as the GEMV does (16-row chunks, so whole panels) and multiply their panels
  * with every row of the chunk.
  */

@@ -2,10 +2,10 @@
  * End to end: loadModel of real checkpoints on CpuBackend vs ReferenceBackend — prompt logits of every
  * position, then a few decode steps through the paged KV cache — must agree within 1e-3 (absolute).
  * Quantized/bf16 storage is compared with a reference that is handed the same rounded/dequantized weights
- * (src/formats/quant.ts), so only accumulation order differs — except int8 on AVX-512, whose GEMV (and, on
- * CPUs with AVX512-VNNI, the int8 and int4 GEMM) quantizes activations to int16 (INT16_ACT_LOGITS_TOL,
- * conformance.ts), and int8/int4 on amx, whose GEMM rounds activations and weights to bf16 (mirrored by the
- * reference; tolerance below).
+ * (src/formats/quant.ts), so only accumulation order differs — except int8 on AVX-512, whose GEMV quantizes
+ * activations to int16, and on CPUs with AVX512-VNNI the int8/int4 panels, which quantize them to int8 codes
+ * (mirrored by the reference; both INT16_ACT_LOGITS_TOL, conformance.ts), and int8/int4 on amx, whose GEMM
+ * rounds activations and weights to bf16 (mirrored by the reference; tolerance below).
  */
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";

@@ -23,20 +23,26 @@
  *   on avx512/amx: one vpmaddwd per group of 32 against int16-quantized activations). More rows → GEMM:
  *   avx2/avx512 dequantize a panel of weight rows to f32 once and reuse it from cache for every tile of
  *   rows (broadcast-FMA micro-kernel); amx multiplies bf16 tiles for bf16/f16/int8/int4 weights (f32 weights
- *   take the avx512 GEMM).
+ *   take the avx512 GEMM); avx512 on CPUs with AVX512-BF16 (Zen 4, Cooper Lake) reads bf16 weights in place
+ *   with vdpbf16ps (native/cpu/bf16_dot.inc).
  * - int8 and int4 on avx512 CPUs with AVX512-VNNI (Zen 4, Ice Lake): the weights are stored in 16-row panels (a
  *   vector lane per weight row) and one kernel does the GEMV and the GEMM, a group's products summed exactly by
- *   vpdpwssd against int16-quantized activations, so a row's output is the same alone and in any batch
+ *   vpdpbusd against int8 activation codes, so a row's output is the same alone and in any batch
  *   (native/cpu/quant_panels.inc).
  *
  * Accuracy choices (all within the conformance tolerances, test/backends/conformance.ts):
- * - With f32, f16 and bf16 weights activations are never rounded to bf16 or quantized to int8: that is
- *   what AVX-512 BF16 (vdpbf16ps) and 8-bit VNNI would need, and it costs ~0.4% per element — far from
- *   "same as the reference up to accumulation order". avx2/avx512 do the matmul arithmetic in f32
- *   (weights widened in registers), except the int8-weight GEMV on avx512/amx (and the int8/int4 panels on
- *   avx512 with VNNI): it quantizes each group of 32 activations to int16 with its own scale (error ≤ 1.5e-5 of the
- *   group's largest value, ~250× below the int8 weights' own rounding), which halves its vector work so
- *   batch-1 decode keeps up with memory.
+ * - With f32, f16 and bf16 weights activations are never rounded to bf16 or quantized to int8: bf16 × bf16
+ *   products (what AMX and AVX512-BF16 multiply) would cost ~0.4% per element — far from "same as the
+ *   reference up to accumulation order". avx2/avx512 do the matmul arithmetic in f32 (weights widened in
+ *   registers), except the int8-weight GEMV on avx512/amx without the panels: it quantizes each group of 32
+ *   activations to int16 with its own scale (error ≤ 1.5e-5 of the group's largest value, ~250× below the
+ *   int8 weights' own rounding), which halves its vector work so batch-1 decode keeps up with memory.
+ * - The int8/int4 panels quantize each group of 32 activations to int8 codes: two planes for int8 weights,
+ *   x ≈ s·(256 q1 + q2), as precise as int16 codes; one for int4, x ≈ s·q1 (~8× finer than int4's own
+ *   rounding: tiny-llama's int4 mean KL against f32 9.2e-2 → 9.5e-2, for a 1.5× faster int4 GEMM).
+ * - The AVX512-BF16 GEMM splits each activation into x = hi + mid (~2⁻¹⁷ of each value, as amx below) and
+ *   multiplies both with the bf16 weights: bf16 `npm run validate:refs` max |Δ| 6.2e-5 → 2.1e-4 (tolerance
+ *   1e-3), for a 1.2× faster GEMM at 64 rows.
  * - amx splits each activation into bf16 terms (x = hi + mid, ~2⁻¹⁷ of each value: ~1e-5 of the output
  *   scale; hi + mid + lo for f16 weights) and multiplies them with the exact bf16 / f16 (hi + lo) weights.
  * - int8/int4 weights on amx, past the GEMV rows (prefill, batched decode): W8A16 in bf16 like GPU
