@@ -169,7 +169,7 @@ struct KernelTable {
   void (*gemv)(const MatW& w, const float* x, int rows, float* y, int ldy, const float* bias, int n0, int n1);
   /** How many weight rows gemv with `rows` activation rows streams side by side: a thread's rows [n0, n1)
    * are cut into that many equal runs, read in step (row n0 + j + c·(n1-n0)/streams for c < streams). */
-  int (*gemvStreams)(int rows);
+  int (*gemvStreams)(int storage, int rows);
   /** Dequantize rows [n0, n0+cnt) of W into f32 dst[cnt][Kp]. */
   void (*dequantRows)(const MatW& w, int n0, int cnt, float* dst);
   /** Pack rows [m0, m0+rows) of x (stride ldx, K valid columns) into dst[Kp][MR], zero-padded. */

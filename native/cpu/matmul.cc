@@ -85,7 +85,7 @@ const IdleWork* gemv_idle_prefetch(Context& c, const WeightT& w, int rows, int n
   const int parts = (int)std::min<long>(nt, (n.N + kGemvAlign - 1) / kGemvAlign);
   // a panel weight's thread share is prefetched from its start as one range (in the order of the 8 runs a
   // one-row GEMV reads it in, quant_panels.inc, it measured the same: 0.99–1.01×)
-  const int streams = n.panels ? 1 : c.K->gemvStreams(rows);
+  const int streams = n.panels ? 1 : c.K->gemvStreams(n.storage, rows);
   const GemvPrefetch p{(const char*)n.data, n.N, n.rowBytes, parts, streams, &c.idlePrefetches};
   out->run = gemv_prefetch;
   std::memcpy(out->args, &p, sizeof p);
