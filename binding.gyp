@@ -72,7 +72,8 @@
         "native/cpu/matmul.cc",
         "native/cpu/norm_rope_act.cc",
         "native/cpu/quant.cc",
-        "native/cpu/thread_pool.cc"
+        "native/cpu/thread_pool.cc",
+        "native/cpu/weight_arena.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

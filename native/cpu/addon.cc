@@ -259,7 +259,7 @@ class NativeCpu : public Napi::ObjectWrap<NativeCpu> {
       c.bufs[id] = nullptr;
     } else if (kind == K_WEIGHT && id >= 0 && (size_t)id < c.weights.size() && c.weights[id]) {
       c.forgetWeight(c.weights[id]);
-      aligned_free(c.weights[id]->data);
+      c.arena.release(c.weights[id]->data);
       delete c.weights[id];
       c.weights[id] = nullptr;
     } else if (kind == K_KV && id >= 0 && (size_t)id < c.kvs.size() && c.kvs[id]) {

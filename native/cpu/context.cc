@@ -36,11 +36,8 @@ void Context::freeAll() {
       aligned_free(b->data);
       delete b;
     }
-  for (auto* w : weights)
-    if (w) {
-      aligned_free(w->data);
-      delete w;
-    }
+  for (auto* w : weights) delete w;
+  arena.clear();
   for (auto* k : kvs)
     if (k) free_kv(k);
   bufs.clear();

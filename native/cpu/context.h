@@ -10,6 +10,7 @@
 
 #include "common.h"
 #include "thread_pool.h"
+#include "weight_arena.h"
 
 namespace loom {
 
@@ -80,6 +81,7 @@ struct Context {
   std::unique_ptr<ThreadPool> pool;
   std::vector<BufferT*> bufs;
   std::vector<WeightT*> weights;
+  WeightArena arena;  // every weight's storage (data)
   std::vector<KvLayerT*> kvs;
   StepMetaN meta;
   bool hasStep = false;

@@ -31,7 +31,7 @@ void read_row(const uint8_t* src, int dtype, size_t i0, int n, float* out) {
 
 /** A matrix weight with zeroed, padded storage for `storage` (rows of Kp = cols rounded up to 32; int8/int4 in
  * 16-row panels where the context multiplies those, MatW). */
-WeightT* alloc_matrix(const Context& c, int rows, int cols, int storage) {
+WeightT* alloc_matrix(Context& c, int rows, int cols, int storage) {
   auto* w = new WeightT();
   w->isVector = false;
   const int K = cols, Kp = round_up(cols, QGROUP);
@@ -40,7 +40,7 @@ WeightT* alloc_matrix(const Context& c, int rows, int cols, int storage) {
   const size_t groupBytes = storage == ST_INT4 ? QP_GROUP_BYTES_INT4 : QP_GROUP_BYTES_INT8;
   const size_t rowBytes = panels ? (size_t)Kp / QGROUP * (groupBytes / QP_ROWS) : mat_row_bytes(storage, Kp);
   const size_t allocRows = panels ? (size_t)round_up(rows, QP_ROWS) : (size_t)rows;
-  w->data = aligned_zalloc(allocRows * rowBytes);
+  w->data = c.arena.alloc(allocRows * rowBytes);
   if (!w->data) {
     delete w;
     throw std::bad_alloc();
@@ -150,7 +150,7 @@ WeightT* make_weight(Context& c, const uint8_t* src, int srcDtype, int rows, int
     auto* w = new WeightT();
     w->isVector = true;
     w->mat = MatW{ST_F32, rows, 0, 0, nullptr, nullptr, 0};
-    w->data = aligned_zalloc((size_t)rows * 4);
+    w->data = c.arena.alloc((size_t)rows * 4);
     if (!w->data) {
       delete w;
       throw std::bad_alloc();

@@ -10,8 +10,9 @@
  *   thread never stalls an op. Helpers spin ~150 µs between ops, then sleep on a futex. Once done with
  *   their share of a GEMV, helpers prefetch the matrix the next GEMV read last time (a decode step repeats
  *   its order) until the next op arrives, so weights keep streaming while the caller runs the small ops.
- * - Weights, activation buffers and KV pools live in native 64-byte-aligned memory; JS holds small
- *   handles (ids; a FinalizationRegistry frees dropped ones). Ops pass only numbers (plus the step's
+ * - Weights, activation buffers and KV pools live in native 64-byte-aligned memory (weights packed into 32 MB
+ *   chunks on transparent huge pages: native/cpu/weight_arena.h); JS holds small handles (ids; a
+ *   FinalizationRegistry frees dropped ones). Ops pass only numbers (plus the step's
  *   Int32Arrays, copied once by beginStep), so a forward pass allocates nothing in JS.
  * - Weight storage: f32, f16, bf16, int8, int4 (src/formats/quant.ts is the spec), rows padded to a
  *   multiple of 32 columns; an int8/int4 row keeps its scales right after its codes, so a GEMV reads one
