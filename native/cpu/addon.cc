@@ -57,6 +57,7 @@ class NativeCpu : public Napi::ObjectWrap<NativeCpu> {
                            InstanceMethod("setQuantPanels", &NativeCpu::SetQuantPanels),
                            InstanceMethod("quantPanels", &NativeCpu::QuantPanels),
                            InstanceMethod("setBf16Dot", &NativeCpu::SetBf16Dot),
+                           InstanceMethod("weightChunks", &NativeCpu::WeightChunks),
                            InstanceMethod("idlePrefetches", &NativeCpu::IdlePrefetches),
                        });
   }
@@ -166,6 +167,10 @@ class NativeCpu : public Napi::ObjectWrap<NativeCpu> {
   Napi::Value SetBf16Dot(const Napi::CallbackInfo& info) {
     C(info).bf16Dot = info[0].ToBoolean().Value();
     return info.Env().Undefined();
+  }
+  // weightChunks() → how many chunks the weight arena holds (weight_arena.h; a test hook).
+  Napi::Value WeightChunks(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), (double)C(info).arena.chunks());
   }
   // idlePrefetches() → how many times a helper started prefetching a next matrix.
   Napi::Value IdlePrefetches(const Napi::CallbackInfo& info) {

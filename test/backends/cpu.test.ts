@@ -200,6 +200,38 @@ if (skip) {
       assert.ok("error" in missing && /not found/.test(missing.error), JSON.stringify(missing));
     });
 
+    test("weights share 32 MB chunks (a matrix over 8 MB gets its own), each intact beside the others", () => {
+      const b = new CpuBackend({ threads: 2 });
+      try {
+        assert.equal(b.weightChunks, 0);
+        // 40 matrices of 64 × 100 f32 (25.6 KB each, one chunk), row r of matrix i all (i·1000 + r)
+        const [N, K] = [64, 100];
+        const mats = Array.from({ length: 40 }, (_, i) => {
+          const v = new Float32Array(N * K);
+          for (let r = 0; r < N; r++) v.fill(i * 1000 + r, r * K, (r + 1) * K);
+          return b.weight(hostF32(v, [N, K]), "f32");
+        });
+        assert.equal(b.weightChunks, 1);
+        const big = b.weight(hostF32(new Float32Array(2304 * 1024), [2304, 1024]), "f32"); // 9.4 MB
+        assert.equal(b.weightChunks, 2);
+        const small = b.weight(hostF32(new Float32Array(64 * 32), [64, 32]), "f32");
+        assert.equal(b.weightChunks, 2, "small weights keep filling the shared chunk");
+        // x = e₀: y[r] = W[r][0], exact, so any overlap between neighbouring blocks would show
+        const x = b.buffer(K);
+        b.write(x, Float32Array.from({ length: K }, (_, k) => (k === 0 ? 1 : 0)));
+        const y = b.buffer(N);
+        const out = new Float32Array(N);
+        mats.forEach((w, i) => {
+          b.matmul(y, x, w, null, 1);
+          b.read(y, out);
+          assert.deepEqual([...out], Array.from({ length: N }, (_, r) => i * 1000 + r), `matrix ${i}`);
+        });
+        assert.ok(big && small);
+      } finally {
+        b.dispose();
+      }
+    });
+
     test("describe names the ISA, the VNNI and BF16 kernels where they run, and the thread count", () => {
       const b = new CpuBackend({ threads: 2 });
       assert.match(b.describe(), new RegExp(`\\(${b.isa}( \\+ VNNI)?( \\+ BF16)?, 2 threads\\)`));

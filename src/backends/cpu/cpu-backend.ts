@@ -138,6 +138,7 @@ interface NativeCpu extends NativeHandleOps {
   setQuantPanels(on: boolean): void;
   quantPanels(): boolean;
   setBf16Dot(on: boolean): void;
+  weightChunks(): number;
   idlePrefetches(): number;
 }
 
@@ -283,6 +284,11 @@ export class CpuBackend implements Backend, QuantizedWeightSink {
    */
   get quantPanels(): boolean {
     return this.#n.quantPanels();
+  }
+
+  /** How many chunks of huge pages hold the weights (native/cpu/weight_arena.h; a test hook). */
+  get weightChunks(): number {
+    return this.#n.weightChunks();
   }
 
   /** How many times a pool helper has started prefetching the next GEMV's matrix (a test/benchmark hook). */
