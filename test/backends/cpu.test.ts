@@ -218,13 +218,20 @@ if (skip) {
         assert.equal(b.weightChunks, 2, "small weights keep filling the shared chunk");
         // x = e₀: y[r] = W[r][0], exact, so any overlap between neighbouring blocks would show
         const x = b.buffer(K);
-        b.write(x, Float32Array.from({ length: K }, (_, k) => (k === 0 ? 1 : 0)));
+        b.write(
+          x,
+          Float32Array.from({ length: K }, (_, k) => (k === 0 ? 1 : 0)),
+        );
         const y = b.buffer(N);
         const out = new Float32Array(N);
         mats.forEach((w, i) => {
           b.matmul(y, x, w, null, 1);
           b.read(y, out);
-          assert.deepEqual([...out], Array.from({ length: N }, (_, r) => i * 1000 + r), `matrix ${i}`);
+          assert.deepEqual(
+            [...out],
+            Array.from({ length: N }, (_, r) => i * 1000 + r),
+            `matrix ${i}`,
+          );
         });
         assert.ok(big && small);
       } finally {
