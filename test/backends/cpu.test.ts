@@ -69,6 +69,58 @@ if (skip) {
     conformanceOptions(best, usesQuantPanels(best)),
   );
 
+  test("a NaN or ±inf activation makes its own row of a matmul non-finite and no other, on every kernel set and storage", () => {
+    const [N, K] = [40, 96];
+    const r = { seed: 7 };
+    const rand = () => {
+      r.seed = (r.seed * 1103515245 + 12345) % 2 ** 31;
+      return r.seed / 2 ** 31 - 0.5;
+    };
+    const wv = Float32Array.from({ length: N * K }, rand);
+    const kernelSets: [string, () => CpuBackend][] = isas.map((isa) => [isa, () => new CpuBackend({ isa })]);
+    if (isas.includes("avx512"))
+      kernelSets.push([
+        "avx512 without VNNI/BF16 kernels",
+        () => {
+          const be = new CpuBackend({ isa: "avx512" });
+          be.setQuantPanels(false);
+          be.setBf16Dot(false);
+          return be;
+        },
+      ]);
+    for (const [name, make] of kernelSets) {
+      const b = make();
+      try {
+        for (const storage of ["f32", "f16", "bf16", "int8", "int4"] as const) {
+          const w = b.weight(hostF32(wv, [N, K]), storage);
+          // 1 and 3 rows: the GEMV; 12 and 40: the GEMM paths
+          for (const rows of [1, 3, 12, 40]) {
+            const xv = Float32Array.from({ length: rows * K }, rand);
+            xv[5] = Number.NaN; // row 0
+            if (rows > 1) xv[(rows - 1) * K + 70] = Number.POSITIVE_INFINITY;
+            const x = b.buffer(rows * K);
+            b.write(x, xv);
+            const y = b.buffer(rows * N);
+            b.matmul(y, x, w, null, rows);
+            const out = new Float32Array(rows * N);
+            b.read(y, out);
+            for (let row = 0; row < rows; row++) {
+              const bad = row === 0 || row === rows - 1;
+              for (let n = 0; n < N; n++)
+                assert.equal(
+                  Number.isFinite(out[row * N + n]),
+                  !bad,
+                  `${name} ${storage} rows=${rows}: row ${row} output ${n} is ${out[row * N + n]}`,
+                );
+            }
+          }
+        }
+      } finally {
+        b.dispose();
+      }
+    }
+  });
+
   test("KV rows are stored as quant.ts / dtype.ts convert them, bit for bit, on every kernel set", () => {
     // attention over a single key returns its V row as stored (bf16: widened; int8: code × scale), so a
     // code or a rounding off by one shows
