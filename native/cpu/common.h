@@ -60,7 +60,7 @@ constexpr int QP_ROWS = 16;
 constexpr size_t QP_GROUP_BYTES_INT8 = 544, QP_GROUP_BYTES_INT4 = 384;
 /** Planes of int8 activation codes the panels multiply (KernelTable::qpPrep): int8 weights two (~int16
  * precision), int4 one. */
-static inline int qp_act_terms(int storage) { return storage == ST_INT8 ? 2 : 1; }
+constexpr int qp_act_terms(int storage) { return storage == ST_INT8 ? 2 : 1; }
 /** Floats of one activation row prepared for the panels (KernelTable::qpPrep). */
 static inline size_t qp_x_floats(int Kp, int terms) { return (size_t)terms * Kp / 4 + 2 * (size_t)(Kp / 32); }
 /** Panel p's first group. */

@@ -262,9 +262,10 @@ void matmul(Context& c, float* y, const float* x, const WeightT& w, const float*
     gemm_panels(
         c, m, rows, Kt->gemmNR, (size_t)Kp * MR, 0,
         [&](int m0, int r, float* dst) {
-          for (int b = 0; b * PLANE_ROWS < r; b++)
-            Kt->packBf16Planes(x + (size_t)(m0 + b * PLANE_ROWS) * K, K, K, Kp, std::min(PLANE_ROWS, r - b * PLANE_ROWS),
-                               2, reinterpret_cast<uint16_t*>(dst) + b * blockElems);
+          for (int b = 0; b * PLANE_ROWS < r; b++) {
+            const int r0 = m0 + b * PLANE_ROWS, cnt = std::min(PLANE_ROWS, r - b * PLANE_ROWS);
+            Kt->packBf16Planes(x + (size_t)r0 * K, K, K, Kp, cnt, 2, reinterpret_cast<uint16_t*>(dst) + b * blockElems);
+          }
         },
         [](int, int, float*) {},
         [&](const float* xt, const float*, int m0, int n0, int r, int cols) {
