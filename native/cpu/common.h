@@ -58,6 +58,13 @@ struct MatW {
 /** The panel layout (MatW): rows per panel and bytes per group of a panel. */
 constexpr int QP_ROWS = 16;
 constexpr size_t QP_GROUP_BYTES_INT8 = 544, QP_GROUP_BYTES_INT4 = 384;
+/** Where a panel group keeps its scales: int8 16 f16 d after the codes; int4 16 f32 d, then 16 f32 m. */
+constexpr size_t QP_INT8_D = 512, QP_INT4_D = 256, QP_INT4_M = 320;
+/** Byte of a panel group holding row i's code of column k (chunk k/4): int8 (stored as q + 128). */
+constexpr size_t qp_int8_byte(int k, int i) { return 64 * (size_t)(k / 4) + 4 * (size_t)i + (size_t)(k % 4); }
+/** int4: chunks 2b and 2b + 1 share block b's bytes, chunk 2b in the low nibbles (qp_int4_high: the high). */
+constexpr size_t qp_int4_byte(int k, int i) { return 64 * (size_t)(k / 8) + 4 * (size_t)i + (size_t)(k % 4); }
+constexpr bool qp_int4_high(int k) { return (k / 4) % 2 == 1; }
 /** Planes of int8 activation codes the panels multiply (KernelTable::qpPrep): int8 weights two (~int16
  * precision), int4 one. */
 constexpr int qp_act_terms(int storage) { return storage == ST_INT8 ? 2 : 1; }

@@ -122,22 +122,22 @@ void store_panel(const MatW& m, size_t p, const MatW& st) {
       char* blk = pan + (size_t)g * QP_GROUP_BYTES_INT8;
       for (int i = 0; i < QP_ROWS; i++) {
         const int8_t* q = mat_row<int8_t>(st, i) + g * QGROUP;
-        for (int k = 0; k < QGROUP; k++) blk[64 * (k / 4) + 4 * i + k % 4] = (char)(q[k] ^ 0x80);
-        std::memcpy(blk + 512 + 2 * i, mat_scales<uint16_t>(st, i) + g, 2);
+        for (int k = 0; k < QGROUP; k++) blk[qp_int8_byte(k, i)] = (char)(q[k] ^ 0x80);
+        std::memcpy(blk + QP_INT8_D + 2 * i, mat_scales<uint16_t>(st, i) + g, 2);
       }
     } else {
-      // row-major: byte j of a group holds element j (low nibble) and j + 16 (high); in the panel, block b's
-      // byte 4i + t holds row i's column 8b + t (chunk 2b) in its low nibble and 8b + 4 + t (chunk 2b + 1) in
-      // its high one
+      // row-major: byte j of a group holds element j (low nibble) and j + 16 (high)
       char* blk = pan + (size_t)g * QP_GROUP_BYTES_INT4;
       for (int i = 0; i < QP_ROWS; i++) {
         const uint8_t* q = mat_row<uint8_t>(st, i) + g * QGROUP / 2;
-        auto code = [&](int k) { return k < 16 ? q[k] & 15 : q[k - 16] >> 4; };
-        for (int b = 0; b < 4; b++)
-          for (int t = 0; t < 4; t++) blk[64 * b + 4 * i + t] = (char)(code(8 * b + t) | code(8 * b + 4 + t) << 4);
+        for (int k = 0; k < QGROUP; k++) {  // a low-nibble column comes before its high partner (k + 4)
+          const int code = k < 16 ? q[k] & 15 : q[k - 16] >> 4;
+          char& b = blk[qp_int4_byte(k, i)];
+          b = qp_int4_high(k) ? (char)(b | code << 4) : (char)code;
+        }
         const float* dm = mat_scales<float>(st, i) + 2 * g;
-        std::memcpy(blk + 256 + 4 * i, dm, 4);
-        std::memcpy(blk + 320 + 4 * i, dm + 1, 4);
+        std::memcpy(blk + QP_INT4_D + 4 * i, dm, 4);
+        std::memcpy(blk + QP_INT4_M + 4 * i, dm + 1, 4);
       }
     }
   }

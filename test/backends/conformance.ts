@@ -166,8 +166,9 @@ export class StorageReference extends ReferenceBackend {
     return exact;
   }
   override matmul(out: Buf, x: Buf, w: Weight, bias: Weight | null, rows: number): void {
-    if (this.opts.quantPanelActivations && (w.storage === "int8" || w.storage === "int4")) {
-      super.matmul(out, withPanelActivations(this, x, w, rows), w, bias, rows);
+    const xq = this.opts.quantPanelActivations ? withPanelActivations(this, x, w, rows) : x;
+    if (xq !== x) {
+      super.matmul(out, xq, w, bias, rows);
       return;
     }
     const gemm =
@@ -225,12 +226,16 @@ export function panelActivations(x: Float32Array, rows: number, K: number, stora
   return out;
 }
 
-/** A buffer of x's rows as the CPU panels quantize them for int8/int4 weight `w` (panelActivations). */
+/**
+ * x's rows as the CPU panels quantize them for weight `w` (panelActivations) when it is int8/int4, as a new
+ * buffer; x itself for any other storage.
+ */
 export function withPanelActivations(be: ReferenceBackend, x: Buf, w: Weight, rows: number): Buf {
+  if (w.storage !== "int8" && w.storage !== "int4") return x;
   const xv = new Float32Array(rows * w.shape[1]);
   be.read(x, xv);
   const xq = be.buffer(xv.length);
-  be.write(xq, panelActivations(xv, rows, w.shape[1], w.storage as "int8" | "int4"));
+  be.write(xq, panelActivations(xv, rows, w.shape[1], w.storage));
   return xq;
 }
 

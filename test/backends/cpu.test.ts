@@ -26,6 +26,14 @@ const conformanceOptions = (isa: CpuIsa, quantPanels = false): ConformanceOption
       ? { quantPanelActivations: true }
       : {};
 
+/** The avx512 kernel set without its VNNI and BF16 kernels: the path of AVX-512 CPUs that lack them. */
+function plainAvx512(): CpuBackend {
+  const be = new CpuBackend({ isa: "avx512" });
+  be.setQuantPanels(false);
+  be.setBf16Dot(false);
+  return be;
+}
+
 /** Whether `isa`'s int8/int4 weights go into the VNNI panels on this CPU. */
 function usesQuantPanels(isa: CpuIsa): boolean {
   const be = new CpuBackend({ isa, threads: 1 });
@@ -53,13 +61,7 @@ if (skip) {
   // bf16 GEMMs run bf16_dot.inc; the row-major GEMV and f32 panel GEMM they replace there (the path of AVX-512
   // CPUs without VNNI or BF16) are checked too.
   if (isas.includes("avx512")) {
-    const plain = () => {
-      const be = new CpuBackend({ isa: "avx512" });
-      be.setQuantPanels(false);
-      be.setBf16Dot(false);
-      return be;
-    };
-    runConformance("cpu-avx512 (no VNNI/BF16 kernels: row-major int8/int4, f32 panel GEMM)", plain, {});
+    runConformance("cpu-avx512 (no VNNI/BF16 kernels: row-major int8/int4, f32 panel GEMM)", plainAvx512, {});
   }
   // Three threads on any machine: uneven static chunks and more workers than some ops have rows.
   const best = isas.at(-1) as CpuIsa;
@@ -78,16 +80,7 @@ if (skip) {
     };
     const wv = Float32Array.from({ length: N * K }, rand);
     const kernelSets: [string, () => CpuBackend][] = isas.map((isa) => [isa, () => new CpuBackend({ isa })]);
-    if (isas.includes("avx512"))
-      kernelSets.push([
-        "avx512 without VNNI/BF16 kernels",
-        () => {
-          const be = new CpuBackend({ isa: "avx512" });
-          be.setQuantPanels(false);
-          be.setBf16Dot(false);
-          return be;
-        },
-      ]);
+    if (isas.includes("avx512")) kernelSets.push(["avx512 without VNNI/BF16 kernels", plainAvx512]);
     for (const [name, make] of kernelSets) {
       const b = make();
       try {

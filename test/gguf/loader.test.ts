@@ -213,8 +213,7 @@ class QuantReference extends ReferenceBackend {
     super();
   }
   override matmul(out: Buf, x: Buf, w: Weight, bias: Weight | null, rows: number): void {
-    const quant = this.panels && (w.storage === "int8" || w.storage === "int4");
-    super.matmul(out, quant ? withPanelActivations(this, x, w, rows) : x, w, bias, rows);
+    super.matmul(out, this.panels ? withPanelActivations(this, x, w, rows) : x, w, bias, rows);
   }
   weightQuantized(m: QuantizedMatrix): Weight {
     this.calls++;
