@@ -144,7 +144,7 @@ constexpr int ATTN_BK = 32;  // keys per block of the online softmax
  */
 static inline size_t attn_scratch_floats(int rows, int headDim) {
   const size_t r = (size_t)rows, d = (size_t)headDim;
-  const size_t vec = r * d + 2 * r + r * ATTN_BK + 3 * (size_t)ATTN_BK * d + 64;
+  const size_t vec = r * d + r * (1 + 16) + r * ATTN_BK + 3 * (size_t)ATTN_BK * d + 64;  // sums: 16 lanes a row
   const size_t amx = r * d + 2 * r + (r + 15) / 16 * 16 * d + 48 * d + 1024 + 64;
   return vec > amx ? vec : amx;
 }
