@@ -156,6 +156,10 @@ export class EngineClient implements Engine {
       maxModelLen,
       defaultMaxTokens: this.opts.defaultMaxTokens,
     });
+    // The scheduler would reject it too, but as a RequestRejectedError that names the prompt.
+    if (sp.n > this.opts.maxNumSeqs) {
+      throw new ParamError("n", `n must be at most ${this.opts.maxNumSeqs} (--max-num-seqs), got ${sp.n}`);
+    }
     // Never ask for more tokens than the context has room for.
     sp.maxTokens = Math.min(sp.maxTokens, maxModelLen - promptIds.length);
     sp.minTokens = Math.min(sp.minTokens, sp.maxTokens);

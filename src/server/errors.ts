@@ -78,9 +78,16 @@ export function fromEngineError(
   if (err instanceof ApiError) return err;
   if (err instanceof ParamError || (isNamed(err, "ParamError") && typeof (err as ParamError).param === "string")) {
     const camel = (err as ParamError).param;
-    const name = paramNames[camel] ?? (camel === "prompt" || camel === "messages" ? promptParam : snakeCase(camel));
-    // The engine's messages name the camelCase field; say what the client wrote instead.
-    const message = camel === name ? err.message : err.message.split(camel).join(name);
+    const clientName = (c: string) =>
+      paramNames[c] ?? (c === "prompt" || c === "messages" ? promptParam : snakeCase(c));
+    const name = clientName(camel);
+    // The engine's messages name camelCase fields ("minTokens (5) must not exceed maxTokens (3)"); say what the
+    // client wrote instead, whole words only.
+    let message = err.message;
+    for (const c of new Set([camel, ...Object.keys(paramNames)])) {
+      const to = clientName(c);
+      if (to !== c) message = message.replace(new RegExp(`\\b${c}\\b`, "g"), to);
+    }
     return badRequest(message, name, "invalid_value");
   }
   if (err instanceof PromptTooLongError || isNamed(err, "PromptTooLongError")) {

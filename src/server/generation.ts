@@ -3,6 +3,7 @@
  * merged into a single stream of deltas, with admission control, client-disconnect / drain aborts and the
  * per-request metrics (TTFT, inter-token latency, e2e, token counts).
  */
+import { setMaxListeners } from "node:events";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
 import type { GenerationDelta } from "../engine/types.ts";
 import type { Abortable, Loaded, RequestScope } from "./context.ts";
@@ -29,7 +30,10 @@ export class GenerationRun implements Abortable {
     private readonly request: GenRequest,
     /** Engine request ids are `${baseId}-${promptIndex}`. */
     private readonly baseId: string,
-  ) {}
+  ) {
+    // Every engine request of a batch (up to MAX_BATCH_PROMPTS) listens on this one signal: not a leak.
+    setMaxListeners(request.prompts.length + 10, this.#controller.signal);
+  }
 
   get cause(): AbortCause | null {
     return this.#cause;

@@ -111,16 +111,41 @@ export async function startServer(engine: Engine | Promise<Engine>, opts: Server
     },
   );
   server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {
-    if (!socket.writable || (socket as Socket & { _httpMessage?: unknown })._httpMessage) {
+    // As Node's default handler: answer unless part of a response is already on the wire. A request whose
+    // headers were parsed has a ServerResponse here that has sent nothing yet (a malformed chunked body, a body
+    // that never completes within requestTimeout, garbage pipelined after it): it still gets its error.
+    const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (!socket.writable || inFlight?.headersSent) {
       socket.destroy();
       return;
     }
-    const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : 400;
-    const body = JSON.stringify(new ApiError(status, `malformed HTTP request: ${err.code ?? err.message}`));
+    const [status, reason] =
+      err.code === "HPE_HEADER_OVERFLOW"
+        ? [431, "Request Header Fields Too Large"]
+        : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+          ? [408, "Request Timeout"]
+          : [400, "Bad Request"];
+    const message =
+      status === 408 ? "the request was not received in time" : `malformed HTTP request: ${err.code ?? err.message}`;
+    const body = JSON.stringify(new ApiError(status, message, { code: status === 408 ? "request_timeout" : null }));
     socket.end(
-      `HTTP/1.1 ${status} ${status === 431 ? "Request Header Fields Too Large" : "Bad Request"}\r\n` +
+      `HTTP/1.1 ${status} ${reason}\r\n` +
         `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
     );
+  });
+  // Node answers an unknown `Expect` header with a bare 417 (no body); give it the OpenAI error shape.
+  server.on("checkExpectation", (req, res) => {
+    const body = JSON.stringify(
+      new ApiError(417, `unsupported Expect header ${JSON.stringify(String(req.headers.expect).slice(0, 60))}`, {
+        code: "expectation_failed",
+      }),
+    );
+    res.writeHead(417, {
+      "content-type": "application/json",
+      "content-length": String(Buffer.byteLength(body)),
+      connection: "close",
+    });
+    res.end(body);
   });
 
   await new Promise<void>((resolve, reject) => {

@@ -172,4 +172,24 @@ describe(`real engine (${BACKEND})`, () => {
     );
     assert.equal(await metric(s!.url, "vllm:kv_cache_usage_perc"), 0);
   });
+
+  test("n over --max-num-seqs is a 400 naming n, and the min_tokens message names max_tokens", async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    for (const stream of [false, true]) {
+      const res = await postJson(`${s!.url}/v1/completions`, { prompt: "a", max_tokens: 1, n: 17, stream });
+      assert.equal(res.status, 400);
+      const { error } = (await res.json()) as { error: { param: string; message: string } };
+      assert.equal(error.param, "n");
+      assert.match(error.message, /at most 16/);
+    }
+    const res = await postJson(`${s!.url}/v1/chat/completions`, {
+      messages: [{ role: "user", content: "a" }],
+      max_completion_tokens: 2,
+      min_tokens: 5,
+    });
+    assert.equal(res.status, 400);
+    const { error } = (await res.json()) as { error: { param: string; message: string } };
+    assert.equal(error.param, "min_tokens");
+    assert.equal(error.message, "min_tokens (5) must not exceed max_completion_tokens (2)");
+  });
 });

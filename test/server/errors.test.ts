@@ -1,8 +1,9 @@
 /** Error answers (400 / 401 / 404 / 405 / 413 / 415 / 429 / 500) in OpenAI's shape, and the server surviving them. */
 import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
+import { connect } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { expectError, postJson, serveFake, type TestServer } from "./helpers.ts";
+import { assertErrorShape, expectError, postJson, serveFake, type TestServer } from "./helpers.ts";
 
 let s: TestServer;
 before(async () => {
@@ -254,6 +255,44 @@ describe("401 / 404 / 405 / 413 / 415", () => {
     assert.equal(status, 413);
     // The server still answers.
     assert.equal((await fetch(`${s.url}/health`)).status, 200);
+  });
+
+  /** Sends raw bytes, returns everything the server writes before it closes the connection. */
+  const rawExchange = (data: string): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const { port } = new URL(s.url);
+      const sock = connect(Number(port), "127.0.0.1", () => sock.write(data));
+      let out = "";
+      sock.setEncoding("utf8");
+      sock.on("data", (d) => {
+        out += d;
+      });
+      sock.on("close", () => resolve(out));
+      sock.on("error", reject);
+      sock.setTimeout(10_000, () => sock.destroy());
+    });
+  const rawJsonError = (out: string) => {
+    const body = JSON.parse(out.slice(out.indexOf("\r\n\r\n") + 4));
+    assertErrorShape(body);
+    return body.error;
+  };
+
+  test("400 JSON error for a malformed chunked body on a routed request (not a silent close)", async () => {
+    const out = await rawExchange(
+      "POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n" +
+        "transfer-encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+    );
+    assert.match(out, /^HTTP\/1\.1 400 /);
+    assert.match(rawJsonError(out).message, /malformed HTTP request/);
+    assert.equal((await fetch(`${s.url}/health`)).status, 200);
+  });
+
+  test("417 JSON error for an unsupported Expect header", async () => {
+    const out = await rawExchange(
+      "POST /v1/completions HTTP/1.1\r\nhost: x\r\nexpect: foo\r\ncontent-length: 2\r\n\r\n{}",
+    );
+    assert.match(out, /^HTTP\/1\.1 417 /);
+    assert.equal(rawJsonError(out).code, "expectation_failed");
   });
 
   test("401 with --api-key; /health and /metrics stay open", async () => {
