@@ -39,6 +39,12 @@ function requestId(req: IncomingMessage): string {
   return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
 }
 
+/**
+ * Responses the server's clientError handler answered by writing straight to the socket (a malformed body, a
+ * request timeout), with their status in statusCode: counted under it, not as a client that went away (499).
+ */
+export const answeredOnSocket = new WeakSet<ServerResponse>();
+
 export function createHandler(ctx: ServerContext): (req: IncomingMessage, res: ServerResponse) => void {
   const checkAuth = makeAuthCheck(ctx.config.apiKey);
 
@@ -82,7 +88,7 @@ export function createHandler(ctx: ServerContext): (req: IncomingMessage, res: S
     ctx.metrics.inflight.inc();
     res.once("close", () => {
       ctx.metrics.inflight.dec();
-      const status = res.headersSent ? res.statusCode : 499;
+      const status = res.headersSent || answeredOnSocket.has(res) ? res.statusCode : 499;
       const seconds = (performance.now() - arrival) / 1000;
       ctx.metrics.httpRequests.inc({ route: label, status: String(status) });
       ctx.metrics.httpDuration.observe({ route: label }, seconds);

@@ -6,7 +6,7 @@ import { createServer, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import pino, { type Logger } from "pino";
 import type { Engine } from "../engine/engine.ts";
-import { createHandler } from "./app.ts";
+import { answeredOnSocket, createHandler } from "./app.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "./body.ts";
 import type { Loaded, ServerContext, ServerState } from "./context.ts";
 import { ApiError } from "./errors.ts";
@@ -128,6 +128,10 @@ export async function startServer(engine: Engine | Promise<Engine>, opts: Server
     const message =
       status === 408 ? "the request was not received in time" : `malformed HTTP request: ${err.code ?? err.message}`;
     const body = JSON.stringify(new ApiError(status, message, { code: status === 408 ? "request_timeout" : null }));
+    if (inFlight) {
+      inFlight.statusCode = status;
+      answeredOnSocket.add(inFlight);
+    }
     socket.end(
       `HTTP/1.1 ${status} ${reason}\r\n` +
         `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
 import { connect } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { assertErrorShape, expectError, postJson, serveFake, type TestServer } from "./helpers.ts";
+import { assertErrorShape, expectError, metric, postJson, serveFake, type TestServer, waitFor } from "./helpers.ts";
 
 let s: TestServer;
 before(async () => {
@@ -278,6 +278,9 @@ describe("401 / 404 / 405 / 413 / 415", () => {
   };
 
   test("400 JSON error for a malformed chunked body on a routed request (not a silent close)", async () => {
+    const count = async (status: string) =>
+      (await metric(s.url, "loom_http_requests_total", { route: "/v1/completions", status })) ?? 0;
+    const [before400, before499] = [await count("400"), await count("499")];
     const out = await rawExchange(
       "POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n" +
         "transfer-encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
@@ -285,6 +288,10 @@ describe("401 / 404 / 405 / 413 / 415", () => {
     assert.match(out, /^HTTP\/1\.1 400 /);
     assert.match(rawJsonError(out).message, /malformed HTTP request/);
     assert.equal((await fetch(`${s.url}/health`)).status, 200);
+    // counted as the 400 it got, not as a client that went away (499); the server may count it a moment later
+    await waitFor(async () => (await count("400")) + (await count("499")) > before400 + before499);
+    assert.equal(await count("400"), before400 + 1);
+    assert.equal(await count("499"), before499);
   });
 
   test("417 JSON error for an unsupported Expect header", async () => {
