@@ -102,6 +102,7 @@ const defines = [
   "-DNAPI_VERSION=8",
   "-DNAPI_CPP_EXCEPTIONS",
   "-DNODE_ADDON_API_DISABLE_DEPRECATED",
+  "-DNODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS",
   `-DLOOM_CUDA_ARCHS="${emulate ? "emulated" : archs.map((a) => `sm_${a}`).join(",")}"`,
   `-I${nodeHeaders}`,
   `-I${addonApi}`,

@@ -24,7 +24,7 @@ function kick(): void {
 
 function run(): void {
   pending = false;
-  if (!core.hasWork()) return;
+  if (stopping || !core.hasWork()) return;
   let deltas: SeqDelta[];
   try {
     deltas = core.step();

@@ -68,6 +68,9 @@ class Pending {
   }
 }
 
+/** How long close() waits for the engine thread to finish its step and exit before terminating it. */
+const CLOSE_GRACE_MS = 10_000;
+
 export class EngineClient implements Engine {
   readonly #worker: Worker;
   readonly #pending = new Map<string, Pending>();
@@ -76,6 +79,8 @@ export class EngineClient implements Engine {
   #numWaiting = 0;
   #sentSinceReport = 0;
   #closed = false;
+  /** Resolves when the engine thread has exited (after a shutdown, a crash or a terminate). */
+  readonly #exited: Promise<void>;
 
   private constructor(
     readonly info: EngineInfo,
@@ -87,6 +92,7 @@ export class EngineClient implements Engine {
     worker.on("message", (m: FromCore) => this.#onMessage(m));
     worker.on("error", (e) => this.#failAll(new Error(`engine thread crashed: ${e.message}`)));
     worker.on("exit", () => this.#failAll(new Error("engine thread exited")));
+    this.#exited = new Promise((resolve) => worker.once("exit", () => resolve()));
   }
 
   /** Loads the tokenizer here and the model on a new engine thread; resolves once it is ready. */
@@ -233,8 +239,13 @@ export class EngineClient implements Engine {
     if (this.#closed) return;
     this.#closed = true;
     for (const p of [...this.#pending.values()]) this.#abortPending(p);
+    // The engine thread ends the step it is in and exits on its own. Terminating it at once would stop it
+    // inside a native call (a forward pass), whose return then meets a dying environment; terminate only a
+    // thread that does not exit within CLOSE_GRACE_MS.
     this.#post({ type: "shutdown" });
-    await this.#worker.terminate();
+    const grace = setTimeout(() => void this.#worker.terminate(), CLOSE_GRACE_MS);
+    await this.#exited;
+    clearTimeout(grace);
   }
 
   #post(m: ToCore): void {
